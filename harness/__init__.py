@@ -1,0 +1,1 @@
+"""Host side of the eclone/clone3 conformance suite: kernels, VMs, targets, profiles, CLI."""

@@ -1,0 +1,153 @@
+"""Namespace chains on the agent side: build them top-down, cache them, route requests, tear them down."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from . import wire
+from .executor import Executor
+from .steps import StepError
+
+MAX_CACHED = 4
+WORKER_TIMEOUT = 30.0
+
+
+class Worker:
+    """The agent's handle on the worker of one level: its request and reply pipes."""
+
+    def __init__(self, level: int, req_w: int, rep_r: int) -> None:
+        self.level = level
+        self.req_w = req_w
+        self.rep_r = rep_r
+        self.nspid: list[int] = []
+
+    def call(self, req: dict[str, Any], timeout: float = WORKER_TIMEOUT) -> Any:
+        """One request/reply; StepError on a failed reply, WireError when the worker is gone."""
+        wire.send(self.req_w, req)
+        return unwrap(wire.recv(self.rep_r, timeout), self.level)
+
+    def close(self) -> None:
+        for fd in (self.req_w, self.rep_r):
+            os.close(fd)
+
+
+def unwrap(reply: dict[str, Any], level: int) -> Any:
+    """The result of an ok reply; StepError carrying the worker's message otherwise."""
+    if not reply.get("ok"):
+        raise StepError(reply.get("error") or f"worker {level} failed")
+    return reply.get("result")
+
+
+def canonical(spec: dict[str, Any]) -> str:
+    """The cache key of a chain spec."""
+    return json.dumps(spec, sort_keys=True, separators=(",", ":"))
+
+
+class Chain:
+    """Workers of levels 1..depth, all descendants of the agent's level-0 executor."""
+
+    def __init__(self, spec: dict[str, Any], local: Executor) -> None:
+        self.spec = spec
+        self.local = local
+        self.workers: list[Worker] = []
+        self.first_pid = 0  # the level-1 worker, a child of the agent
+        self.broken = False  # a worker died or missed a reply: its pipes are out of sync
+
+    @property
+    def depth(self) -> int:
+        return len(self.spec.get("levels", []))
+
+    def build(self) -> None:
+        """Spawn level 1..depth top-down, then drop capabilities deepest first."""
+        levels = self.spec.get("levels", [])
+        if len(levels) > 32:
+            raise StepError("a chain has at most 32 levels")
+        theirs: list[tuple[int, int]] = []  # worker-side ends, inherited down the chain
+        ours_to_close: list[int] = []
+        for k in range(1, len(levels) + 1):
+            req_r, req_w = os.pipe()
+            rep_r, rep_w = os.pipe()
+            self.workers.append(Worker(k, req_w, rep_r))
+            theirs.append((req_r, rep_w))
+            ours_to_close += [req_r, rep_w]
+        try:
+            for k, level in enumerate(levels, start=1):
+                req = {"op": "spawn", "userns": bool(level.get("userns")), "fds": theirs[k - 1:]}
+                if k == 1:
+                    self.first_pid = self.local.handle(req)["pid"]
+                    while ours_to_close:
+                        os.close(ours_to_close.pop())
+                else:
+                    self.workers[k - 2].call(req)
+                self.workers[k - 1].nspid = unwrap(wire.recv(self.workers[k - 1].rep_r, WORKER_TIMEOUT), k)["nspid"]
+            for k in range(len(levels), 0, -1):
+                caps = levels[k - 1].get("caps")
+                if caps is not None:
+                    self.workers[k - 1].call({"op": "caps", "caps": caps})
+        except BaseException:
+            for fd in ours_to_close:
+                os.close(fd)
+            self.teardown()
+            raise
+
+    def alive(self) -> bool:
+        """False when a worker died (its reply pipe reads EOF)."""
+        return not any(wire.is_dead(w.rep_r) for w in self.workers)
+
+    def call(self, level: int, req: dict[str, Any]) -> Any:
+        """Route a request to the process of `level` (the agent itself for 0)."""
+        if level == 0:
+            return self.local.handle(req)
+        if not 0 < level <= self.depth:
+            raise StepError(f"level {level} is outside the chain (depth {self.depth})")
+        try:
+            return self.workers[level - 1].call(req)
+        except wire.WireError as e:
+            self.broken = True
+            raise StepError(f"worker of level {level}: {e}") from None
+
+    def teardown(self) -> None:
+        """Kill the level-1 worker: its namespace dies, and every deeper process with it."""
+        if self.first_pid:
+            self.local.reaper.kill(self.first_pid)
+            self.first_pid = 0
+        for w in self.workers:
+            w.close()
+        self.workers = []
+
+    def describe(self) -> dict[str, Any]:
+        return {"spec": self.spec, "workers": [w.nspid for w in self.workers]}
+
+
+class ChainCache:
+    """Live chains by canonical spec, least recently used torn down first."""
+
+    def __init__(self, local: Executor) -> None:
+        self.local = local
+        self.chains: dict[str, Chain] = {}
+
+    def get(self, spec: dict[str, Any], fresh: bool) -> Chain:
+        key = canonical(spec)
+        chain = self.chains.pop(key, None)
+        if chain is not None and (fresh or chain.broken or not chain.alive()):
+            chain.teardown()
+            chain = None
+        if chain is None:
+            while len(self.chains) >= MAX_CACHED:
+                self.chains.pop(next(iter(self.chains))).teardown()
+            chain = Chain(spec, self.local)
+            chain.build()
+        self.chains[key] = chain  # most recently used last
+        return chain
+
+    def drop(self, chain: Chain) -> None:
+        """Tear down a chain that may be out of sync (after a failure)."""
+        self.chains.pop(canonical(chain.spec), None)
+        chain.teardown()
+
+    def clear(self) -> None:
+        for chain in self.chains.values():
+            chain.teardown()
+        self.chains = {}

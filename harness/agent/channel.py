@@ -1,0 +1,78 @@
+"""The agent's line channel to the host: stdio pipes, or a serial tty set raw."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import termios
+import time
+from typing import Any
+
+
+class Channel:
+    """Newline-delimited JSON over a pair of fds; lines that are not JSON objects are dropped."""
+
+    def __init__(self, in_fd: int, out_fd: int) -> None:
+        self.in_fd = in_fd
+        self.out_fd = out_fd
+        self.buf = b""
+        self.eof = False
+
+    def send(self, obj: dict[str, Any]) -> None:
+        data = (json.dumps(obj, separators=(",", ":")) + "\n").encode()
+        while data:
+            data = data[os.write(self.out_fd, data):]
+
+    def receive(self, timeout: float | None) -> dict[str, Any] | None:
+        """The next JSON object, or None on timeout; sets self.eof when the host went away."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            while b"\n" in self.buf:
+                line, self.buf = self.buf.split(b"\n", 1)
+                obj = _parse(line)
+                if obj is not None:
+                    return obj
+            if self.eof:
+                return None
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not select.select([self.in_fd], [], [], left)[0]:
+                return None
+            chunk = os.read(self.in_fd, 65536)
+            if not chunk:
+                self.eof = True
+            self.buf += chunk
+
+
+def _parse(line: bytes) -> dict[str, Any] | None:
+    try:
+        obj = json.loads(line.strip(b"\r\x00 "))
+    except ValueError:
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def open_stdio() -> Channel:
+    """Move the protocol off fd 1 so that a stray print cannot corrupt it (fd 1 then goes to stderr)."""
+    in_fd, out_fd = os.dup(0), os.dup(1)
+    os.dup2(2, 1)
+    null = os.open("/dev/null", os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    return Channel(in_fd, out_fd)
+
+
+def open_tty(path: str) -> Channel:
+    """A serial line in raw mode (no echo, no line discipline, 8N1, 115200 baud)."""
+    fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
+    attrs = termios.tcgetattr(fd)
+    attrs[0] = 0  # iflag: no CR/NL mapping, no flow control
+    attrs[1] = 0  # oflag: no post-processing (no NL -> CRNL)
+    attrs[2] = termios.CS8 | termios.CREAD | termios.CLOCAL
+    attrs[3] = 0  # lflag: no echo, no canonical mode, no signals
+    attrs[4] = attrs[5] = termios.B115200
+    attrs[6][termios.VMIN] = 1
+    attrs[6][termios.VTIME] = 0
+    termios.tcsetattr(fd, termios.TCSANOW, attrs)
+    termios.tcflush(fd, termios.TCIFLUSH)
+    return Channel(fd, fd)

@@ -1,0 +1,185 @@
+"""What one level's process (a worker, or the agent for level 0) does on request: steps, spawning, racers."""
+
+from __future__ import annotations
+
+import os
+import traceback
+from typing import Any
+
+from . import libc, procfs, race, steps, wire
+from .reaper import Reaper
+
+RACER_TIMEOUT = 30.0
+
+
+class Executor:
+    """Per-process state of one level: its reaper, held processes, running racers."""
+
+    def __init__(self, level: int, is_agent: bool) -> None:
+        self.level = level
+        self.is_agent = is_agent
+        self.reaper = Reaper()
+        self.holders = steps.Holders(self.reaper)
+        self.racers: dict[int, tuple[int, int, dict[str, Any]]] = {}
+
+    def handle(self, req: dict[str, Any]) -> Any:
+        """Dispatch one request; raises StepError (or anything) on failure."""
+        op = req["op"]
+        if op == "step":
+            return steps.run_simple(req["step"], self.holders)
+        if op == "spawn":
+            return self.spawn(req)
+        if op == "race_start":
+            return self.race_start(req["step"], int(req["slot"]), int(req["gen"]))
+        if op == "race_collect":
+            return self.race_collect(int(req["slot"]))
+        if op == "cleanup":
+            self.holders.clear(bool(req.get("keep")), bool(req.get("everything")))
+            self.reaper.reap_orphans()
+            return None
+        if op == "caps":
+            libc.capset([int(c) for c in req["caps"]])
+            return None
+        if op == "ping":
+            return "pong"
+        raise steps.StepError(f"unknown worker op {op!r}")
+
+    def spawn(self, req: dict[str, Any]) -> dict[str, int]:
+        """Create the worker of the next level: pid 1 of a new pid namespace (and user namespace)."""
+        userns = bool(req.get("userns"))
+        fds = [tuple(pair) for pair in req["fds"]]  # worker-side (req_r, rep_w) of levels level+1..
+        uid, gid = os.geteuid(), os.getegid()
+        flags = libc.SIGCHLD | libc.CLONE_NEWPID | (libc.CLONE_NEWUSER if userns else 0)
+        pid = libc.raw_fork(flags)
+        if pid == 0:
+            try:
+                worker_main(self.level + 1, userns, uid, gid, fds)
+            finally:
+                os._exit(1)
+        self.reaper.own(pid)
+        if not self.is_agent:
+            for pair in fds:
+                for fd in pair:
+                    os.close(fd)
+        return {"pid": pid}
+
+    def race_start(self, step: dict[str, Any], slot: int, gen: int) -> dict[str, int]:
+        """Fork a racer that prepares its step, spins on the barrier, then runs it."""
+        rfd, wfd = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.close(rfd)
+                _racer_main(step, slot, gen, wfd, self.holders)
+            finally:
+                os._exit(0)
+        os.close(wfd)
+        self.reaper.own(pid)
+        self.racers[slot] = (pid, rfd, step)
+        return {"pid": pid}
+
+    def race_collect(self, slot: int) -> dict[str, Any]:
+        """The racer's step result (or how it ended), and adoption of what it left held."""
+        pid, rfd, step = self.racers.pop(slot)
+        timed_out = False
+        try:
+            reply = wire.recv(rfd, RACER_TIMEOUT)
+        except wire.WireError as e:
+            reply, timed_out = None, isinstance(e, wire.WireTimeout)
+        finally:
+            os.close(rfd)
+        status = self.reaper.kill(pid) if timed_out else self.reaper.wait(pid)
+        if timed_out:
+            raise steps.StepError(f"racer {slot} did not finish in {RACER_TIMEOUT} s")
+        if reply is None:
+            return {"racer_exit": status}
+        if not reply["ok"]:
+            raise steps.StepError(f"racer {slot}: {reply['error']}")
+        result = reply["result"]
+        self._adopt(step, result)
+        return result
+
+    def _adopt(self, step: dict[str, Any], result: dict[str, Any]) -> None:
+        """Held children of a racer were reparented to this level's init: take them over."""
+        if step.get("op") == "syscall" and step.get("child") == "hold" and result.get("ret", 0) > 0:
+            self.holders.add(result["ret"], step.get("as"))
+        elif step.get("op") == "release" and result.get("ok"):
+            self.holders.release(str(step["name"]))
+
+
+def _racer_main(step: dict[str, Any], slot: int, gen: int, wfd: int, holders: steps.Holders) -> None:
+    """In a racer: prepare, wait for the barrier, run the step, send its result."""
+    try:
+        op = step.get("op")
+        if op == "syscall":
+            steps.prepare_syscall(step)
+        if not race.racer_wait(slot, gen) or op == "exit":
+            return
+        if op == "syscall":
+            result = steps.invoke_syscall(step, holders)
+        elif op in ("write_file", "release", "read_file"):
+            result = steps.run_simple(step, holders)
+        else:
+            raise steps.StepError(f"step {op!r} cannot race")
+        wire.send(wfd, {"ok": True, "result": result})
+    except Exception as e:  # noqa: BLE001 - reported to the agent
+        wire.send(wfd, {"ok": False, "error": f"{type(e).__name__}: {e}"})
+
+
+def _close_fds_except(keep: set[int]) -> None:
+    """A new worker keeps only its own pipes (and stderr): EOF on a pipe then means its peer died."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+    try:
+        null = os.open("/dev/null", os.O_RDWR)
+    except OSError:
+        return
+    for fd in (0, 1):
+        if fd not in keep:
+            os.dup2(null, fd)
+    if null not in keep and null > 2:
+        os.close(null)
+
+
+def _map_ids(uid: int, gid: int) -> None:
+    """Become root of the new user namespace: 0 <outer id> 1, setgroups denied."""
+    for name, data in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"), ("gid_map", f"0 {gid} 1")):
+        res = procfs.write_text(f"/proc/self/{name}", data)
+        if res["errno"]:
+            raise OSError(res["errno"], f"writing {name}: {os.strerror(res['errno'])}")
+
+
+def worker_main(level: int, userns: bool, uid: int, gid: int, fds: list[tuple[int, int]]) -> None:
+    """Body of a chain worker: set up, say ready, serve requests from the agent until EOF."""
+    req_r, rep_w = fds[0]
+    _close_fds_except({2} | {fd for pair in fds for fd in pair})
+    try:
+        if userns:
+            _map_ids(uid, gid)
+        wire.send(rep_w, {"ok": True, "result": {"nspid": procfs.nspid()}})
+    except Exception as e:  # noqa: BLE001
+        wire.send(rep_w, {"ok": False, "error": f"worker {level} setup: {e}"})
+        return
+    ex = Executor(level, is_agent=False)
+    serve(ex, req_r, rep_w)
+
+
+def serve(ex: Executor, req_r: int, rep_w: int) -> None:
+    """Request loop of a worker; returns when the agent closes the pipe."""
+    while True:
+        ex.reaper.reap_orphans()
+        try:
+            req = wire.recv(req_r)
+        except wire.WireError:
+            return
+        try:
+            reply = {"ok": True, "result": ex.handle(req)}
+        except Exception as e:  # noqa: BLE001 - every failure goes back to the agent
+            reply = {"ok": False, "error": f"level {ex.level}: {type(e).__name__}: {e}",
+                     "trace": traceback.format_exc()}
+        wire.send(rep_w, reply)

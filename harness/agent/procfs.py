@@ -1,0 +1,56 @@
+"""Reading pid vectors and files through the root /proc (the agent's mount namespace)."""
+
+from __future__ import annotations
+
+import os
+
+
+def nspid(pid: int | str = "self") -> list[int]:
+    """The NSpid vector of a task, outermost level first (as seen by the root /proc mount)."""
+    with open(f"/proc/{pid}/status", "rb") as f:
+        for line in f:
+            if line.startswith(b"NSpid:"):
+                return [int(x) for x in line.split()[1:]]
+    raise OSError("no NSpid line (kernel without CONFIG_PID_NS?)")
+
+
+def all_nspids() -> list[list[int]]:
+    """The NSpid of every task visible in /proc, sorted; tasks that vanish meanwhile are skipped."""
+    out = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                out.append(nspid(name))
+            except OSError:
+                continue
+    return sorted(out)
+
+
+def read_text(path: str) -> dict[str, object]:
+    """{"data": str} or {"errno": n}."""
+    try:
+        with open(path, "rb") as f:
+            return {"data": f.read().decode(errors="replace")}
+    except OSError as e:
+        return {"errno": e.errno or 0}
+
+
+def write_text(path: str, data: str) -> dict[str, int]:
+    """{"errno": 0} or the errno of open/write."""
+    try:
+        fd = os.open(path, os.O_WRONLY)
+    except OSError as e:
+        return {"errno": e.errno or 0}
+    try:
+        os.write(fd, data.encode())
+        return {"errno": 0}
+    except OSError as e:
+        return {"errno": e.errno or 0}
+    finally:
+        os.close(fd)
+
+
+def pid_max() -> int:
+    """The global pid_max (read from the target, never assumed)."""
+    with open("/proc/sys/kernel/pid_max") as f:
+        return int(f.read())

@@ -1,0 +1,75 @@
+"""The agent's request loop: host requests in, one reply line each."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from typing import Any, Callable
+
+from . import arena, libc, procfs, race
+from .chains import ChainCache
+from .channel import Channel
+from .executor import Executor
+from .program import run_program
+
+PR_SET_CHILD_SUBREAPER = 36
+IDLE_REAP_SECONDS = 1.0
+
+
+def info(root_level: int = 0) -> dict[str, Any]:
+    """What the ready event and the info op tell the host."""
+    return {"kernel": os.uname().release, "pid_max": procfs.pid_max(), "root_level": root_level,
+            "python": sys.version.split()[0], "pid": os.getpid()}
+
+
+class Server:
+    """Owns the level-0 executor and the chain cache; serves until shutdown or EOF."""
+
+    def __init__(self, channel: Channel) -> None:
+        self.channel = channel
+        arena.map_arena()
+        race.init()
+        libc.prctl(PR_SET_CHILD_SUBREAPER, 1)  # orphans come back to us even when we are not pid 1
+        self.local = Executor(0, is_agent=True)
+        self.cache = ChainCache(self.local)
+
+    def serve(self) -> bool:
+        """Returns True when the host asked for shutdown, False on EOF."""
+        self.channel.send({"event": "ready", "info": info()})
+        while True:
+            req = self.channel.receive(IDLE_REAP_SECONDS)
+            if req is None:
+                if self.channel.eof:
+                    self.cache.clear()
+                    return False
+                self.local.reaper.reap_orphans()
+                continue
+            reply = self.answer(req)
+            self.channel.send(reply)
+            if req.get("op") == "shutdown":
+                self.cache.clear()
+                return True
+
+    def answer(self, req: dict[str, Any]) -> dict[str, Any]:
+        ops: dict[str, Callable[[dict[str, Any]], Any]] = {
+            "ping": lambda r: "pong",
+            "info": lambda r: info(),
+            "run": lambda r: run_program(r["program"], self.cache),
+            "reset": lambda r: self.reset(),
+            "shutdown": lambda r: None,
+        }
+        rid = req.get("id")
+        try:
+            op = ops.get(req.get("op"))
+            if op is None:
+                raise ValueError(f"unknown op {req.get('op')!r}")
+            return {"id": rid, "ok": True, "result": op(req)}
+        except Exception as e:  # noqa: BLE001 - every failure is reported, the agent keeps serving
+            return {"id": rid, "ok": False, "error": f"{type(e).__name__}: {e}".replace("\n", " "),
+                    "trace": traceback.format_exc()}
+
+    def reset(self) -> None:
+        self.cache.clear()
+        self.local.holders.clear(keep=False, everything=True)
+        self.local.reaper.reap_orphans()

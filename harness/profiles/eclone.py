@@ -1,0 +1,80 @@
+"""eclone(flags_low, struct clone_args *, args_size, pid_t *pids) as seeds 000/003 define it.
+
+pids[0] is the outermost namespace; EBUSY for a busy pid; 0 lets the kernel pick at that level.
+"""
+
+from __future__ import annotations
+
+import errno
+import struct
+from typing import Any
+
+from .base import ARGS_ADDR, PIDS_ADDR, Profile, SpawnRequest, errno_name, i32_vector, no_syscall_reason
+
+NR_ECLONE = 451  # first free x86_64 number on 6.1; cachestat() from 6.5 on
+ECLONE_ARGS_SIZE = 56
+
+# name, offset, size: struct clone_args of seed 003 (named eclone_args in the kernel)
+FIELDS = (
+    ("clone_flags_high", 0, 8), ("child_stack_base", 8, 8), ("child_stack_size", 16, 8),
+    ("parent_tid_ptr", 24, 8), ("child_tid_ptr", 32, 8), ("nr_pids", 40, 4), ("reserved0", 44, 4),
+    ("reserved1", 48, 8),
+)
+
+
+def encode_args(**values: int) -> bytes:
+    """The 56-byte args struct with the given fields set, the rest zero."""
+    buf = bytearray(ECLONE_ARGS_SIZE)
+    layout = {name: (off, size) for name, off, size in FIELDS}
+    for name, value in values.items():
+        off, size = layout[name]
+        struct.pack_into("<Q" if size == 8 else "<I", buf, off, value % (1 << (8 * size)))
+    return bytes(buf)
+
+
+class EcloneProfile(Profile):
+    name = "eclone"
+    busy_errno = errno.EBUSY
+    zero_means_auto = True
+    needs_init_pid_first = False
+
+    def __init__(self, nr: int = NR_ECLONE) -> None:
+        self.nr = nr
+
+    def spawn_step(self, req: SpawnRequest, args_size: int = ECLONE_ARGS_SIZE) -> dict[str, Any]:
+        values = dict(req.extra)
+        write = []
+        pids_ptr = 0
+        if req.pids is not None:
+            values.setdefault("nr_pids", len(req.pids))
+            pids_ptr = PIDS_ADDR
+            write.append([PIDS_ADDR, i32_vector(req.pids).hex()])
+        args = encode_args(**values)
+        write.insert(0, [ARGS_ADDR, args.hex()])
+        flags_low = (req.flags | req.exit_signal) & 0xFFFFFFFF
+        step: dict[str, Any] = {"op": "syscall", "at": req.at, "nr": self.nr,
+                                "regs": [flags_low, ARGS_ADDR, args_size, pids_ptr, 0, 0],
+                                "write": write, "clone": True, "child": req.child}
+        if req.name:
+            step["as"] = req.name
+        return step
+
+    def probe_steps(self) -> list[dict[str, Any]]:
+        """A plain eclone (nr_pids 0) must create a child; args_size 55 must say EINVAL.
+
+        Another call at the same number (cachestat on >= 6.5) cannot do both.
+        """
+        plain = self.spawn_step(SpawnRequest())
+        short = self.spawn_step(SpawnRequest(), args_size=ECLONE_ARGS_SIZE - 1)
+        return [plain, short]
+
+    def supported(self, results: list[dict[str, Any]]) -> str | None:
+        plain, short = results
+        if reason := no_syscall_reason(self.name, self.nr, plain):
+            return reason
+        if plain.get("ret", -1) <= 0 or not plain.get("child"):
+            return (f"eclone: syscall {self.nr} is not eclone on this kernel (a plain call gave "
+                    f"{errno_name(plain.get('errno', 0))}; 451 is cachestat() from Linux 6.5 on)")
+        if short.get("errno") != errno.EINVAL:
+            return f"eclone: syscall {self.nr} accepted args_size 55: not eclone"
+        return None

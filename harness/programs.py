@@ -1,0 +1,71 @@
+"""Host-side builders for agent programs (harness/agent/PROGRAMS.md); profiles put the syscall args in."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping, Sequence
+
+# Duplicated from harness/agent/arena.py (which needs ctypes); tests/test_protocol.py checks they match.
+ARENA = 0x1_0000_0000
+ARENA_SIZE = 0x10000
+GUARD_SIZE = 0x1000
+UNMAPPED = ARENA + 0x100000
+
+Step = dict[str, Any]
+
+
+def chain(depth: int, userns_at: Iterable[int] = (), caps: Mapping[int, Sequence[int] | None] = {}) -> dict:
+    """A chain spec of `depth` levels below the root; userns_at/caps are keyed by level (1..depth)."""
+    users = set(userns_at)
+    return {"levels": [{"userns": k in users, "caps": None if caps.get(k) is None else list(caps[k])}
+                       for k in range(1, depth + 1)]}
+
+
+def program(steps: Sequence[Step], chain_spec: dict | None = None, keep: bool = False,
+            fresh_chain: bool = False) -> dict:
+    """A whole program."""
+    return {"chain": chain_spec or {"levels": []}, "fresh_chain": fresh_chain, "keep": keep,
+            "steps": list(steps)}
+
+
+def syscall_step(nr: int, regs: Sequence[int] = (), at: int = 0, write: Mapping[int, bytes] = {},
+                 read: Sequence[tuple[int, int]] = (), clone: bool = False, child: str = "report",
+                 name: str | None = None) -> Step:
+    """One raw syscall; `write` maps arena addresses to bytes placed there first."""
+    step: Step = {"op": "syscall", "at": at, "nr": nr, "regs": [r % (1 << 64) for r in regs],
+                  "write": [[addr, data.hex()] for addr, data in write.items()],
+                  "read": [[addr, n] for addr, n in read], "clone": clone, "child": child}
+    if name is not None:
+        step["as"] = name
+    return step
+
+
+def occupy_step(pid: int, at: int = 0, name: str | None = None) -> Step:
+    """Make `pid` busy at level `at` (ns_last_pid + fork)."""
+    step: Step = {"op": "occupy", "at": at, "pid": pid}
+    if name is not None:
+        step["as"] = name
+    return step
+
+
+def release_step(name: str, at: int | None = None) -> Step:
+    step: Step = {"op": "release", "name": name}
+    if at is not None:
+        step["at"] = at
+    return step
+
+
+def pids_step() -> Step:
+    return {"op": "pids"}
+
+
+def read_file_step(path: str, at: int = 0) -> Step:
+    return {"op": "read_file", "at": at, "path": path}
+
+
+def write_file_step(path: str, data: str, at: int = 0) -> Step:
+    return {"op": "write_file", "at": at, "path": path, "data": data}
+
+
+def race_step(racers: Sequence[Step], rounds: int = 1) -> Step:
+    """Racers released together; each carries its own `at`."""
+    return {"op": "race", "racers": list(racers), "rounds": rounds}

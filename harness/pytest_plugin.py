@@ -1,0 +1,148 @@
+"""pytest wiring: choose a target and profiles, hand crashes to the test in flight, summarise.
+
+Options: --target {qemu,host}, --kernel IMAGE | --tree DIR | --stock, --fragment NAME, --profile NAME
+(repeatable, `auto` = every profile the kernel supports), --eclone-nr N, --results DIR.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .errors import GuestCrash, HarnessError
+from .profiles import ALL_PROFILES, Profile, make_profile
+from .summary import SummaryCollector
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("eclone-suite", "eclone/clone3 conformance suite")
+    group.addoption("--target", choices=["qemu", "host"], default=os.environ.get("ECLONE_SUITE_TARGET", "qemu"),
+                    help="where programs run: a QEMU guest (default) or the running kernel in a sandbox")
+    group.addoption("--kernel", type=Path, default=None, metavar="IMAGE", help="bzImage to boot (qemu target)")
+    group.addoption("--tree", type=Path, default=None, metavar="DIR", help="Linux tree to build and boot")
+    group.addoption("--stock", action="store_true", help="boot Debian's 6.1 without the eclone series")
+    group.addoption("--fragment", action="append", default=[], metavar="NAME", help="extra kconfig fragment")
+    group.addoption("--patch", action="append", default=[], type=Path, metavar="FILE",
+                    help="extra kernel patch on top of the reference series (e.g. a mutant)")
+    group.addoption("--profile", action="append", default=[], metavar="NAME",
+                    help=f"ABI profile ({', '.join(ALL_PROFILES)}, auto); repeatable; default auto")
+    group.addoption("--eclone-nr", type=int, default=None, metavar="N", help="eclone syscall number (default 451)")
+    group.addoption("--results", type=Path, default=None, metavar="DIR",
+                    help="write summary.json and console.log here")
+
+
+def selected_profiles(config: pytest.Config) -> list[str]:
+    names = config.getoption("--profile") or ["auto"]
+    if "auto" in names:
+        return list(ALL_PROFILES)
+    for name in names:
+        make_profile(name)  # unknown names fail early with the list of known ones
+    return list(dict.fromkeys(names))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "profiles(*names): profiles a test applies to (default: all)")
+    config.addinivalue_line("markers", "needs_crash(): provokes a kernel crash on purpose (qemu only)")
+    try:
+        selected_profiles(config)
+    except HarnessError as err:
+        raise pytest.UsageError(str(err)) from err
+    config.pluginmanager.register(SummaryCollector(config), "eclone-suite-summary")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "profile" not in metafunc.fixturenames:
+        return
+    names = selected_profiles(metafunc.config)
+    marker = metafunc.definition.get_closest_marker("profiles")
+    if marker is not None:
+        names = [n for n in names if n in marker.args]
+    metafunc.parametrize("profile", names, indirect=True, ids=names)
+
+
+class _Session:
+    """The one target of this pytest process (one per xdist worker), created on first use."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.target: Any = None
+        self.failure: str | None = None
+        self.support: dict[str, str | None] = {}
+
+    def get_target(self) -> Any:
+        if self.failure:
+            pytest.skip(f"target unavailable: {self.failure}")
+        if self.target is None:
+            from .targets.factory import make_target
+            try:
+                self.target = make_target(self.config)
+                self.target.start()
+            except HarnessError as err:
+                self.failure = str(err)
+                pytest.exit(f"error: {err}", returncode=2)
+        return self.target
+
+    def support_reason(self, profile: Profile) -> str | None:
+        """Probe each profile once per target (None = supported)."""
+        if profile.name not in self.support:
+            target = self.get_target()
+            result = target.run({"steps": profile.probe_steps()})
+            self.support[profile.name] = profile.supported(result["steps"])
+        return self.support[profile.name]
+
+    def close(self) -> None:
+        if self.target is not None:
+            self.target.close()
+            self.target = None
+
+
+_SESSION_KEY = pytest.StashKey[_Session]()
+
+
+def _session(config: pytest.Config) -> _Session:
+    if _SESSION_KEY not in config.stash:
+        config.stash[_SESSION_KEY] = _Session(config)
+    return config.stash[_SESSION_KEY]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _SESSION_KEY in config.stash:
+        config.stash[_SESSION_KEY].close()
+
+
+@pytest.fixture(scope="session")
+def target(request: pytest.FixtureRequest) -> Any:
+    """The target every suite test runs programs on (see harness/targets/base.py)."""
+    return _session(request.config).get_target()
+
+
+@pytest.fixture
+def profile(request: pytest.FixtureRequest, target: Any) -> Profile:
+    """The ABI profile under test; skipped with the probe's reason when the kernel lacks it."""
+    prof = make_profile(request.param, request.config.getoption("--eclone-nr"))
+    reason = _session(request.config).support_reason(prof)
+    if reason:
+        pytest.skip(reason)
+    return prof
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """A crash reported on the console while a test ran fails that test, with the excerpt."""
+    outcome = yield
+    report = outcome.get_result()
+    if call.when != "call":
+        return
+    session = item.config.stash.get(_SESSION_KEY, None)
+    target = session.target if session else None
+    if call.excinfo is not None and call.excinfo.errisinstance(GuestCrash):
+        report.sections.append(("kernel console", call.excinfo.value.excerpt))
+        return
+    crash = target.take_crash() if target is not None and hasattr(target, "take_crash") else None
+    if crash is not None:
+        report.outcome = "failed"
+        report.longrepr = f"kernel crash during test: {crash.title}\n{crash.excerpt}"
+        report.sections.append(("kernel console", crash.excerpt))

@@ -1,0 +1,92 @@
+"""QEMU settings as one frozen dataclass (after KUnit's QemuArchParams) and the argv built from it.
+
+Serial layout, the same on microvm and q35 (measured with QEMU 7.2): ttyS0 (0x3f8, irq 4) is the
+console, a pipe to the host; ttyS1 (0x2f8, irq 3) is the agent channel, an explicit
+`-device isa-serial,index=1` on a unix socket. A second `-serial` would not do: microvm only wires
+up the first one. Virtio is out: distro kernels build it as modules.
+
+Kernel command line choices:
+- `panic=-1 reboot=t` + `-no-reboot`: a panic makes QEMU exit at once (status 0).
+- no `oops=panic`, no `panic_on_warn`: an oops kills the task and a WARNING only prints, the
+  guest stays up so the scanner can read the full report and the host decides what to do.
+- `PYTHONHASHSEED=0`: passed to /init as environment; CPython cannot get entropy at early boot.
+- microvm has no HPET or ACPI PM timer; under TCG the kernel then often fails to calibrate the
+  TSC and hangs (Debian's cloud kernel). `tsc_early_khz=<host TSC>` skips that calibration: under
+  TCG the guest TSC ticks at the host's rate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+BASE_CMDLINE = "console=ttyS0 reboot=t panic=-1 PYTHONHASHSEED=0 quiet loglevel=4"
+
+
+@dataclass(frozen=True)
+class QemuConfig:
+    """Everything that decides how one VM is started, apart from the files it boots."""
+
+    binary: str = "qemu-system-x86_64"
+    machine: str = "microvm"  # "microvm" or "q35"
+    accel: str = "tcg"  # "tcg" or "kvm"
+    memory_mib: int = 256
+    cpus: int = 1
+    cmdline: str = ""  # appended to BASE_CMDLINE
+    extra_args: tuple[str, ...] = ()
+    verbose_console: bool = True  # drop "quiet": crash reports need no loglevel, boot logs help
+
+    def kernel_cmdline(self) -> str:
+        """The full kernel command line."""
+        base = BASE_CMDLINE.replace(" quiet loglevel=4", "") if self.verbose_console else BASE_CMDLINE
+        parts = [base]
+        if self.machine == "microvm":
+            parts.append(f"tsc_early_khz={host_tsc_khz()}")
+        if self.cmdline:
+            parts.append(self.cmdline)
+        return " ".join(parts)
+
+
+def host_tsc_khz() -> int:
+    """The host's TSC rate in kHz, from /proc/cpuinfo (2 GHz when unknown: only timing skews)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("cpu MHz"):
+                    return int(float(line.split(":")[1]) * 1000)
+    except (OSError, ValueError):
+        pass
+    return 2_000_000
+
+
+def machine_arg(config: QemuConfig) -> str:
+    if config.machine == "microvm":
+        # isa-serial needs the ISA bus; rtc gives the guest a wall clock; no PCI, no ACPI.
+        return "microvm,isa-serial=on,rtc=on,pit=on,pic=on"
+    return config.machine
+
+
+def qemu_argv(config: QemuConfig, kernel: Path, initrd: Path, channel_socket: Path) -> list[str]:
+    """argv for one VM: console on QEMU's stdout, agent channel as a client of `channel_socket`.
+
+    The host listens on the socket before QEMU starts, so no byte the guest sends is lost.
+    """
+    return [
+        config.binary,
+        "-M", machine_arg(config),
+        "-accel", config.accel,
+        "-m", str(config.memory_mib),
+        "-smp", str(config.cpus),
+        "-nodefaults", "-no-user-config",
+        "-display", "none",
+        "-no-reboot",
+        "-nic", "none",
+        "-kernel", str(kernel),
+        "-initrd", str(initrd),
+        "-append", config.kernel_cmdline(),
+        "-chardev", "stdio,id=console,signal=off",
+        "-serial", "chardev:console",
+        "-chardev", f"socket,id=agent,path={channel_socket},server=off",
+        "-device", "isa-serial,chardev=agent,index=1",
+        *config.extra_args,
+    ]

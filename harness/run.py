@@ -1,0 +1,50 @@
+"""`python -m harness run`: get a kernel, run suite/ under pytest, leave results behind."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import pytest
+
+from .errors import UsageError
+from .paths import REPO_ROOT
+from .progress import note
+
+# pytest exit codes -> ours: 0 all selected passed, 1 a test failed, 2 usage or environment error
+_EXIT = {pytest.ExitCode.OK: 0, pytest.ExitCode.TESTS_FAILED: 1}
+
+
+def results_dir(given: Path | None) -> Path:
+    path = given or REPO_ROOT / "results" / time.strftime("%Y%m%d-%H%M%S")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def pytest_argv(args: argparse.Namespace, results: Path) -> list[str]:
+    """The pytest command line equivalent to these CLI options."""
+    argv = [str(REPO_ROOT / "suite"), "-c", str(REPO_ROOT / "pytest.ini"), "--rootdir", str(REPO_ROOT),
+            "--target", args.target, "--results", str(results), "--junitxml", str(results / "junit.xml")]
+    if args.target == "qemu":
+        from .commands import resolve_kernel
+        argv += ["--kernel", str(resolve_kernel(args))]
+    elif args.kernel or args.tree or args.patch or args.fragment or args.stock:
+        raise UsageError("--target host tests the running kernel: drop --kernel/--tree/--patch/--fragment/--stock")
+    for name in args.profile:
+        argv += ["--profile", name]
+    if args.eclone_nr is not None:
+        argv += ["--eclone-nr", str(args.eclone_nr)]
+    extra = list(args.pytest_args)
+    if extra[:1] == ["--"]:
+        extra = extra[1:]
+    return argv + extra
+
+
+def run_suite(args: argparse.Namespace) -> int:
+    results = results_dir(args.results)
+    argv = pytest_argv(args, results)
+    note(f"results: {results}")
+    code = pytest.main(argv)
+    note(f"results: {results} (junit.xml, summary.json, console.log)")
+    return _EXIT.get(code, 2)

@@ -1,0 +1,90 @@
+"""The run's verdict as a table (area x profile) and as summary.json, from pytest's reports."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+OUTCOMES = ("passed", "failed", "skipped")
+
+
+def area_of(nodeid: str) -> str:
+    """suite/<area>/... -> area; the harness's own tests are "harness"."""
+    parts = nodeid.split("::", 1)[0].split("/")
+    if len(parts) >= 2 and parts[0] == "suite":
+        return parts[1]
+    return "harness"
+
+
+def profile_of(report: pytest.TestReport) -> str:
+    for key, value in getattr(report, "user_properties", []):
+        if key == "profile":
+            return str(value)
+    name = report.nodeid.rsplit("[", 1)
+    if len(name) == 2:
+        for candidate in ("eclone", "clone3"):
+            if candidate in name[1]:
+                return candidate
+    return "-"
+
+
+def render_table(counts: dict[tuple[str, str], Counter[str]]) -> list[str]:
+    """Plain-text table; one row per (area, profile)."""
+    rows = [("area", "profile", "passed", "failed", "skipped")]
+    for (area, prof), c in sorted(counts.items()):
+        rows.append((area, prof, str(c["passed"]), str(c["failed"]), str(c["skipped"])))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    return ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)) for row in rows]
+
+
+class SummaryCollector:
+    """Collects one outcome per test (the worst of setup/call/teardown)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.tests: dict[str, dict[str, Any]] = {}
+        self.started = time.time()
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        entry = self.tests.setdefault(report.nodeid, {
+            "nodeid": report.nodeid, "area": area_of(report.nodeid), "profile": profile_of(report),
+            "outcome": "passed", "duration": 0.0, "message": ""})
+        entry["duration"] += report.duration
+        if report.failed:
+            entry["outcome"] = "failed"
+            entry["message"] = str(report.longrepr)[-4000:]
+        elif report.skipped and entry["outcome"] != "failed":
+            entry["outcome"] = "skipped"
+            longrepr = report.longrepr
+            entry["message"] = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+
+    def counts(self) -> dict[tuple[str, str], Counter[str]]:
+        table: dict[tuple[str, str], Counter[str]] = {}
+        for entry in self.tests.values():
+            table.setdefault((entry["area"], entry["profile"]), Counter())[entry["outcome"]] += 1
+        return table
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.tests:
+            return
+        terminalreporter.section("eclone-suite summary")
+        for line in render_table(self.counts()):
+            terminalreporter.write_line(line)
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        results = self.config.getoption("--results", None)
+        if results is None or hasattr(self.config, "workerinput"):
+            return
+        Path(results).mkdir(parents=True, exist_ok=True)
+        totals = Counter(e["outcome"] for e in self.tests.values())
+        data = {"started": self.started, "finished": time.time(), "exitstatus": int(exitstatus),
+                "totals": {k: totals[k] for k in OUTCOMES},
+                "table": [{"area": a, "profile": p, **{k: c[k] for k in OUTCOMES}}
+                          for (a, p), c in sorted(self.counts().items())],
+                "tests": sorted(self.tests.values(), key=lambda e: e["nodeid"])}
+        (Path(results) / "summary.json").write_text(json.dumps(data, indent=1))

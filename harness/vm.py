@@ -1,0 +1,252 @@
+"""One QEMU process: start it, capture its console, talk to the agent, and always kill it.
+
+The VM layer knows nothing about tests (syzkaller's vm/): it boots a kernel with an initramfs,
+streams the console to `console.log` and through the crash scanner, and hands out the agent
+channel (ttyS1 in the guest, a unix socket here). Every live VM is in a registry that is
+closed at interpreter exit, so no QEMU outlives the harness.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import weakref
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from harness.crash_scan import Crash, CrashScanner
+from harness.errors import BootError, EnvError
+from harness.qemu_config import QemuConfig, qemu_argv
+
+_LIVE: "weakref.WeakSet[Vm]" = weakref.WeakSet()
+
+
+class Channel:
+    """Newline-framed bytes over the agent socket (the protocol layer may use the fd directly)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self._buf = b""
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def write(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def send_line(self, line: str) -> None:
+        self.write(line.encode() + b"\n")
+
+    def recv_line(self, timeout: float) -> str | None:
+        """The next line without its newline, or None at the deadline; EOFError when QEMU is gone."""
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._buf:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self.sock], [], [], left)[0]:
+                return None
+            data = self.sock.recv(65536)
+            if not data:
+                raise EOFError("agent channel closed")
+            self._buf += data
+        line, self._buf = self._buf.split(b"\n", 1)
+        return line.decode("utf-8", "replace").rstrip("\r")
+
+
+class Vm:
+    """A QEMU VM; use as a context manager or call close()."""
+
+    def __init__(self, kernel: Path, initrd: Path, config: QemuConfig = QemuConfig()) -> None:
+        self.kernel, self.initrd, self.config = Path(kernel), Path(initrd), config
+        self.dir = Path(tempfile.mkdtemp(prefix="eclone-vm-"))
+        self.console_path = self.dir / "console.log"
+        self.scanner = CrashScanner()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.channel: Channel | None = None
+        self.ready_event: dict[str, Any] | None = None
+        self.started_at = 0.0
+        self._lock = threading.Lock()
+        self._console: list[str] = []
+        self._reader: threading.Thread | None = None
+        self._listener: socket.socket | None = None
+
+    def start(self) -> None:
+        """Launch QEMU and accept its connection on the channel socket."""
+        if shutil.which(self.config.binary) is None:
+            raise EnvError(f"{self.config.binary} not found: run ./setup.sh")
+        for path in (self.kernel, self.initrd):
+            if not path.is_file():
+                raise BootError(f"no such file: {path}")
+        sock_path = self.dir / "agent.sock"
+        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._listener.bind(str(sock_path))
+        self._listener.listen(1)
+        argv = qemu_argv(self.config, self.kernel, self.initrd, sock_path)
+        (self.dir / "qemu.argv").write_text(json.dumps(argv))
+        _LIVE.add(self)
+        self.started_at = time.monotonic()
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=open(self.dir / "qemu.err", "wb"), cwd=self.dir,
+                                     start_new_session=True)
+        self._reader = threading.Thread(target=self._read_console, daemon=True, name="vm-console")
+        self._reader.start()
+        self.channel = Channel(self._accept())
+
+    def _accept(self) -> socket.socket:
+        assert self._listener is not None
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline:
+            if select.select([self._listener], [], [], 0.1)[0]:
+                conn, _ = self._listener.accept()
+                return conn
+            if self.exited():
+                break
+        self.close()
+        raise BootError(f"QEMU did not start: {self.qemu_error() or 'no connection on the agent socket'}")
+
+    def _read_console(self) -> None:
+        """Stream QEMU's stdout (the guest console) to console.log and the crash scanner."""
+        assert self.proc is not None and self.proc.stdout is not None
+        with open(self.console_path, "wb") as log:
+            while True:
+                data = self.proc.stdout.read1(65536)
+                if not data:
+                    break
+                log.write(data)
+                log.flush()
+                text = data.decode("utf-8", "replace")
+                with self._lock:
+                    self._console.append(text)
+                    self.scanner.feed(text)
+        with self._lock:
+            self.scanner.close()
+
+    def console_text(self) -> str:
+        with self._lock:
+            return "".join(self._console)
+
+    def last_console_line(self) -> str:
+        lines = [line.strip() for line in self.console_text().splitlines() if line.strip()]
+        return lines[-1] if lines else "(no console output)"
+
+    def crash(self) -> Crash | None:
+        with self._lock:
+            return self.scanner.crash
+
+    def qemu_error(self) -> str:
+        try:
+            lines = (self.dir / "qemu.err").read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return ""
+        return lines[-1] if lines else ""
+
+    def exited(self) -> bool:
+        return self.proc is not None and self.proc.poll() is not None
+
+    @property
+    def returncode(self) -> int | None:
+        return self.proc.poll() if self.proc else None
+
+    def wait_ready(self, timeout: float) -> dict[str, Any]:
+        """Read channel lines until the agent's ready event; BootError on crash, exit or deadline."""
+        assert self.channel is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            crash = self.crash()
+            if crash:
+                raise BootError(f"kernel crashed during boot: {crash.title}")
+            try:
+                line = self.channel.recv_line(min(0.2, max(deadline - time.monotonic(), 0)))
+            except EOFError:
+                line = None
+            if line and line.lstrip().startswith("{"):
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(event, dict) and event.get("event") == "ready":
+                    self.ready_event = event
+                    return event
+            if self.exited() and self._reader is not None:
+                self._reader.join(1.0)
+                if not self.crash():
+                    raise BootError(f"QEMU exited ({self.returncode}) before the agent was ready; "
+                                    f"last console line: {self.last_console_line()}")
+        raise BootError(f"kernel did not reach the agent within {timeout:g} s; "
+                        f"last console line: {self.last_console_line()}")
+
+    def close(self) -> None:
+        """Kill QEMU (SIGTERM, then SIGKILL), reap it, remove the temp dir. Idempotent."""
+        _LIVE.discard(self)
+        if self.channel is not None:
+            self.channel.sock.close()
+        if self._listener is not None:
+            self._listener.close()
+        if self.proc is not None and self.proc.poll() is None:
+            _kill(self.proc)
+        if self.proc is not None and self.proc.stdout is not None:
+            if self._reader is not None:
+                self._reader.join(2.0)
+            self.proc.stdout.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> "Vm":
+        if self.proc is None:
+            self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    for sig, wait in ((signal.SIGTERM, 2.0), (signal.SIGKILL, 5.0)):
+        try:
+            proc.send_signal(sig)
+            proc.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+        except ProcessLookupError:
+            break
+    proc.poll()
+
+
+@atexit.register
+def close_all() -> None:
+    """Kill every VM still alive (interpreter exit, or a test runner's teardown)."""
+    for vm in list(_LIVE):
+        vm.close()
+
+
+def boot(kernel: Path, initrd: Path, config: QemuConfig = QemuConfig(),
+         ready_timeout: float = 60.0, retries: int = 1) -> Vm:
+    """Start a VM and wait for the agent's ready line; retry (on q35 if microvm hung)."""
+    error: BootError | None = None
+    for attempt in range(retries + 1):
+        vm = Vm(kernel, initrd, config)
+        try:
+            vm.start()
+            vm.wait_ready(ready_timeout)
+            return vm
+        except BootError as exc:
+            vm.close()
+            error = exc
+            if "crashed" in str(exc) or "QEMU did not start" in str(exc):
+                break
+            if config.machine == "microvm":
+                config = replace(config, machine="q35")
+        except BaseException:
+            vm.close()
+            raise
+    assert error is not None
+    raise error
