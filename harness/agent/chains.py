@@ -6,7 +6,7 @@ import json
 import os
 from typing import Any
 
-from . import wire
+from . import procfs, wire
 from .executor import Executor
 from .steps import StepError
 
@@ -22,6 +22,7 @@ class Worker:
         self.req_w = req_w
         self.rep_r = rep_r
         self.nspid: list[int] = []
+        self.pid_max = 0  # per pid namespace since Linux 6.14
 
     def call(self, req: dict[str, Any], timeout: float = WORKER_TIMEOUT) -> Any:
         """One request/reply; StepError on a failed reply, WireError when the worker is gone."""
@@ -81,7 +82,8 @@ class Chain:
                         os.close(ours_to_close.pop())
                 else:
                     self.workers[k - 2].call(req)
-                self.workers[k - 1].nspid = unwrap(wire.recv(self.workers[k - 1].rep_r, WORKER_TIMEOUT), k)["nspid"]
+                ready = unwrap(wire.recv(self.workers[k - 1].rep_r, WORKER_TIMEOUT), k)
+                self.workers[k - 1].nspid, self.workers[k - 1].pid_max = ready["nspid"], ready["pid_max"]
             for k in range(len(levels), 0, -1):
                 caps = levels[k - 1].get("caps")
                 if caps is not None:
@@ -118,7 +120,8 @@ class Chain:
         self.workers = []
 
     def describe(self) -> dict[str, Any]:
-        return {"spec": self.spec, "workers": [w.nspid for w in self.workers]}
+        return {"spec": self.spec, "workers": [w.nspid for w in self.workers],
+                "pid_maxes": [procfs.pid_max()] + [w.pid_max for w in self.workers]}
 
 
 class ChainCache:

@@ -161,7 +161,7 @@ def worker_main(level: int, userns: bool, uid: int, gid: int, fds: list[tuple[in
     try:
         if userns:
             _map_ids(uid, gid)
-        wire.send(rep_w, {"ok": True, "result": {"nspid": procfs.nspid()}})
+        wire.send(rep_w, {"ok": True, "result": {"nspid": procfs.nspid(), "pid_max": procfs.pid_max()}})
     except Exception as e:  # noqa: BLE001
         wire.send(rep_w, {"ok": False, "error": f"worker {level} setup: {e}"})
         return

@@ -1,0 +1,152 @@
+"""QemuTarget: a kernel under QEMU with the agent as init; restarted after any crash or hang."""
+
+from __future__ import annotations
+
+import os
+import select
+import time
+from pathlib import Path
+from typing import Any
+
+from ..crash_scan import Crash
+from ..errors import AgentError, GuestCrash
+from ..protocol import AgentConnection
+from ..qemu_config import QemuConfig
+from ..vm import Vm, boot
+from .base import Target, TargetInfo
+
+READY_TIMEOUT = float(os.environ.get("ECLONE_SUITE_READY_TIMEOUT", "90"))
+CRASH_GRACE = 3.0  # seconds to let the console finish a report after the agent went quiet
+
+
+def default_config() -> QemuConfig:
+    """Two vCPUs (races need real concurrency), TCG unless KVM proves it runs guests."""
+    from ..kvm_probe import default_accel
+    return QemuConfig(accel=default_accel(), cpus=2, memory_mib=512)
+
+
+class QemuTarget(Target):
+    """Programs run by the agent inside a VM; a crash fails the program in flight, then we reboot."""
+
+    def __init__(self, kernel: Path, console_log: Path | None = None, config: QemuConfig | None = None) -> None:
+        self.kernel = Path(kernel)
+        self.console_log = console_log
+        self.config = config
+        self.initrd: Path | None = None
+        self.vm: Vm | None = None
+        self.conn: AgentConnection | None = None
+        self.boots = 0
+        self._crash_reported = False
+
+    def start(self) -> None:
+        from ..initramfs import build_initramfs
+        self.initrd = build_initramfs()
+        if self.config is None:
+            self.config = default_config()
+        self._boot()
+
+    def _boot(self) -> None:
+        assert self.initrd is not None and self.config is not None
+        self.vm = boot(self.kernel, self.initrd, self.config, ready_timeout=READY_TIMEOUT)
+        self.config = self.vm.config  # boot() may have moved to q35
+        self.boots += 1
+        self._crash_reported = False
+        channel = self.vm.channel
+        assert channel is not None
+
+        def read(timeout: float) -> bytes | None:
+            if channel._buf:  # bytes Vm.wait_ready read past the ready line
+                data, channel._buf = channel._buf, b""
+                return data
+            if not select.select([channel.sock], [], [], timeout)[0]:
+                return None
+            return channel.sock.recv(65536)
+
+        self.conn = AgentConnection(read, channel.write)
+        info = (self.vm.ready_event or {}).get("info", {})
+        self.info = TargetInfo(name="qemu", kernel=str(info.get("kernel", "?")), pid_max=int(info.get("pid_max", 0)),
+                               root_level=0, extra={"agent": info, "machine": self.config.machine,
+                                                    "accel": self.config.accel})
+
+    def _save_console(self) -> None:
+        if self.vm is not None and self.console_log is not None:
+            self.console_log.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.console_log, "a") as fh:
+                fh.write(f"===== boot {self.boots}: {self.kernel} ({self.config}) =====\n")
+                fh.write(self.vm.console_text())
+
+    def _shutdown_vm(self) -> None:
+        if self.vm is not None:
+            self._save_console()
+            self.vm.close()
+        self.vm = None
+        self.conn = None
+
+    def _ensure_running(self) -> AgentConnection:
+        if self.vm is None or self.conn is None or self.vm.exited():
+            self._shutdown_vm()
+            self._boot()
+        assert self.conn is not None
+        return self.conn
+
+    def _new_crash(self, wait: float = 0.0) -> Crash | None:
+        """A crash this VM has not reported yet (waiting up to `wait` s for the console to show one)."""
+        if self.vm is None or self._crash_reported:
+            return None
+        deadline = time.monotonic() + wait
+        while True:
+            crash = self.vm.crash()
+            if crash is not None or time.monotonic() >= deadline:
+                break
+            time.sleep(0.1)
+        if crash is not None:
+            self._crash_reported = True
+        return crash
+
+    def _request(self, op: str, timeout: float, **fields: Any) -> Any:
+        conn = self._ensure_running()
+        try:
+            result = conn.request(op, timeout, **fields)
+        except AgentError as err:
+            if type(err) is not AgentError:  # ProgramError: the agent is fine, the program was not
+                raise
+            crash = self._new_crash(wait=CRASH_GRACE)
+            tail = self.console_excerpt()
+            self._shutdown_vm()
+            if crash is not None:
+                raise GuestCrash(crash.title, crash.excerpt) from None
+            raise AgentError(f"{err}; VM restarted; last console lines:\n{tail}") from None
+        crash = self._new_crash()
+        if crash is not None:
+            self._shutdown_vm()
+            raise GuestCrash(crash.title, crash.excerpt)
+        return result
+
+    def run(self, program: dict[str, Any], timeout: float = 60.0) -> dict[str, Any]:
+        return self._request("run", timeout, program=program)
+
+    def ping(self, timeout: float = 5.0) -> None:
+        self._request("ping", timeout)
+
+    def reset(self) -> None:
+        self._request("reset", 60.0)
+
+    def take_crash(self) -> Crash | None:
+        """A crash that showed up after the last reply (between tests); the VM is then restarted."""
+        crash = self._new_crash()
+        if crash is not None:
+            self._shutdown_vm()
+        return crash
+
+    def console_excerpt(self, lines: int = 40) -> str:
+        if self.vm is None:
+            return ""
+        return "\n".join(self.vm.console_text().splitlines()[-lines:])
+
+    def close(self) -> None:
+        if self.conn is not None and self.vm is not None and not self.vm.exited():
+            try:
+                self.conn.request("shutdown", 5.0)
+            except AgentError:
+                pass
+        self._shutdown_vm()
