@@ -26,7 +26,7 @@ _SKIP_FRAME = re.compile(
     r"__might_\w+|might_\w+|debug_\w+|schedule\w*|__schedule|io_schedule\w*|context_switch|"
     r"__switch_to\w*|do_raw_\w+|_raw_\w+|mutex_lock\w*|__mutex_lock\w*|rwsem_\w+|down_\w+|"
     r"wait_for_\w+|__wait_for_\w+|rcu_\w+|sysvec_\w+|__sysvec_\w+|irq_exit\w*|__irq_exit\w*|"
-    r"native_\w+|entry_SYSCALL\w*|do_syscall_64|x64_sys_call|ret_from_fork\w*|kthread)$"
+    r"native_\w+|kmem_cache_\w+|__kmalloc\w*|kmalloc\w*|mark_lock\w*|entry_SYSCALL\w*|do_syscall_64|x64_sys_call|ret_from_fork\w*|kthread)$"
 )
 _END_MARKERS = ("---[ end trace", "---[ end Kernel panic", "=" * 20)
 _CONSEQUENCES = re.compile(
@@ -59,7 +59,7 @@ def _first_frame(lines: list[str]) -> str | None:
             continue
         match = _FRAME.match(line)
         if in_trace and match and not line.lstrip().startswith("?"):
-            if not _SKIP_FRAME.match(match.group(1)):
+            if not _SKIP_FRAME.match(match.group(1).split(".")[0]):
                 return match.group(1)
     return None
 

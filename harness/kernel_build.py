@@ -185,11 +185,11 @@ def configure(src: Path, build: Path, fragments: list[kconfig.Fragment]) -> None
     """tinyconfig + fragments merged the kernel's way, then verified."""
     build.mkdir(parents=True, exist_ok=True)
     make = ["make", "-C", str(src), f"O={build}", "ARCH=x86_64"]
-    _run(make + ["tinyconfig"], "make tinyconfig")
+    _run([*make, "tinyconfig"], "make tinyconfig")
     merge = src / "scripts" / "kconfig" / "merge_config.sh"
     _run(["sh", str(merge), "-m", "-O", str(build), str(build / ".config"), *(str(f.path) for f in fragments)],
          "merging kconfig fragments", cwd=src)
-    _run(make + ["olddefconfig"], "make olddefconfig")
+    _run([*make, "olddefconfig"], "make olddefconfig")
     kconfig.check_kept(fragments, build / ".config")
     (build / CONFIGURED).write_text("ok")
 

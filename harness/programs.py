@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 # Duplicated from harness/agent/arena.py (which needs ctypes); tests/test_protocol.py checks they match.
 ARENA = 0x1_0000_0000

@@ -12,12 +12,13 @@ import json
 import os
 import select
 import time
-from typing import Any, Callable, Union
+from collections.abc import Callable
+from typing import Any
 
 from harness.errors import AgentError, ProgramError
 
-Reader = Union[int, Any, Callable[[float], Union[bytes, None]]]
-Writer = Union[int, Any, Callable[[bytes], Any]]
+Reader = int | Any | Callable[[float], bytes | None]
+Writer = int | Any | Callable[[bytes], Any]
 
 
 def _make_reader(src: Reader) -> Callable[[float], bytes | None]:

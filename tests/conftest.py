@@ -1,5 +1,6 @@
 """Fixtures for the harness's own tests: kernels to boot, built or reused once per session."""
 
+
 from __future__ import annotations
 
 from pathlib import Path

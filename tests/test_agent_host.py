@@ -10,8 +10,18 @@ import time
 import pytest
 
 from harness.errors import ProgramError
-from harness.programs import (ARENA, chain, occupy_step, pids_step, program, race_step, read_file_step,
-                              release_step, syscall_step, write_file_step)
+from harness.programs import (
+    ARENA,
+    chain,
+    occupy_step,
+    pids_step,
+    program,
+    race_step,
+    read_file_step,
+    release_step,
+    syscall_step,
+    write_file_step,
+)
 from harness.targets.host import HostTarget
 
 SYS_CLONE, SYS_CLONE3, SYS_GETPID = 56, 435, 39

@@ -10,9 +10,26 @@ import sys
 
 def _exercise() -> None:
     """Import everything the agent uses and trigger lazily imported modules (tracebacks, json, termios)."""
-    from . import (arena, chains, channel, deps, executor, guest_init, libc, procfs, program,  # noqa: F401
-                   race, reaper, sandbox, server, steps, trampoline, wire)
     import traceback
+
+    from . import (  # noqa: F401
+        arena,
+        chains,
+        channel,
+        deps,
+        executor,
+        guest_init,
+        libc,
+        procfs,
+        program,
+        race,
+        reaper,
+        sandbox,
+        server,
+        steps,
+        trampoline,
+        wire,
+    )
 
     try:
         raise ValueError("x")

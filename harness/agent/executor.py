@@ -122,7 +122,7 @@ def _racer_main(step: dict[str, Any], slot: int, gen: int, wfd: int, holders: st
         else:
             raise steps.StepError(f"step {op!r} cannot race")
         wire.send(wfd, {"ok": True, "result": result})
-    except Exception as e:  # noqa: BLE001 - reported to the agent
+    except Exception as e:
         wire.send(wfd, {"ok": False, "error": f"{type(e).__name__}: {e}"})
 
 
@@ -162,7 +162,7 @@ def worker_main(level: int, userns: bool, uid: int, gid: int, fds: list[tuple[in
         if userns:
             _map_ids(uid, gid)
         wire.send(rep_w, {"ok": True, "result": {"nspid": procfs.nspid(), "pid_max": procfs.pid_max()}})
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         wire.send(rep_w, {"ok": False, "error": f"worker {level} setup: {e}"})
         return
     ex = Executor(level, is_agent=False)
@@ -179,7 +179,7 @@ def serve(ex: Executor, req_r: int, rep_w: int) -> None:
             return
         try:
             reply = {"ok": True, "result": ex.handle(req)}
-        except Exception as e:  # noqa: BLE001 - every failure goes back to the agent
+        except Exception as e:
             reply = {"ok": False, "error": f"level {ex.level}: {type(e).__name__}: {e}",
                      "trace": traceback.format_exc()}
         wire.send(rep_w, reply)

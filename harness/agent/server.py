@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import sys
 import traceback
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from . import arena, libc, procfs, race
 from .chains import ChainCache
@@ -65,7 +66,7 @@ class Server:
             if op is None:
                 raise ValueError(f"unknown op {req.get('op')!r}")
             return {"id": rid, "ok": True, "result": op(req)}
-        except Exception as e:  # noqa: BLE001 - every failure is reported, the agent keeps serving
+        except Exception as e:
             return {"id": rid, "ok": False, "error": f"{type(e).__name__}: {e}".replace("\n", " "),
                     "trace": traceback.format_exc()}
 

@@ -33,7 +33,7 @@ _stub = None
 _page = None
 
 
-def _load() -> "ctypes._CFuncPtr":
+def _load() -> ctypes._CFuncPtr:
     global _stub, _page
     if _stub is None:
         _page = mmap.mmap(-1, mmap.PAGESIZE, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)

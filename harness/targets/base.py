@@ -56,7 +56,7 @@ class Target(abc.ABC):
         """Recent kernel console output, for failure reports (empty where there is no console)."""
         return ""
 
-    def __enter__(self) -> "Target":
+    def __enter__(self) -> Target:
         self.start()
         return self
 
