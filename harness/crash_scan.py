@@ -9,8 +9,8 @@ the VM feeds it console chunks as they arrive and wants to know about a crash at
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 MAX_EXCERPT_LINES = 60
 
@@ -113,39 +113,40 @@ _Titler = Callable[[re.Match, list[str]], str]
 PATTERNS: list[tuple[re.Pattern, str, _Titler]] = [
     (re.compile(r"BUG: KASAN: ([\w-]+) in ([\w.$]+)"), "kasan", _kasan),
     (re.compile(r"BUG: KFENCE: ([\w-]+ [\w-]+) in ([\w.$]+)"), "kasan",
-     lambda m, l: f"KFENCE: {m.group(1)} in {m.group(2)}"),
+     lambda m, lines: f"KFENCE: {m.group(1)} in {m.group(2)}"),
     (re.compile(r"BUG: KCSAN: ([\w-]+) in (\S+)(?: / (\S+))?"), "kcsan",
-     lambda m, l: f"KCSAN: {m.group(1)} in {m.group(2)}" + (f" / {m.group(3)}" if m.group(3) else "")),
+     lambda m, lines: f"KCSAN: {m.group(1)} in {m.group(2)}" + (f" / {m.group(3)}" if m.group(3) else "")),
     (re.compile(r"UBSAN: ([\w-]+) in (\S+?)(?::\d+)*$"), "ubsan",
-     lambda m, l: f"UBSAN: {m.group(1)} in {m.group(2)}"),
+     lambda m, lines: f"UBSAN: {m.group(1)} in {m.group(2)}"),
     (re.compile(r"WARNING: possible circular locking dependency detected"), "lockdep",
-     lambda m, l: f"possible deadlock{_where(l, _lock_site, _first_frame)}"),
+     lambda m, lines: f"possible deadlock{_where(lines, _lock_site, _first_frame)}"),
     (re.compile(r"WARNING: possible recursive locking detected"), "lockdep",
-     lambda m, l: f"possible deadlock{_where(l, _lock_site, _first_frame)}"),
+     lambda m, lines: f"possible deadlock{_where(lines, _lock_site, _first_frame)}"),
     (re.compile(r"WARNING: inconsistent lock state"), "lockdep",
-     lambda m, l: f"inconsistent lock state{_where(l, _lock_site, _first_frame)}"),
+     lambda m, lines: f"inconsistent lock state{_where(lines, _lock_site, _first_frame)}"),
     (re.compile(r"WARNING: (suspicious RCU usage|bad unlock balance detected!|held lock freed!|"
                 r"lock held when returning to user space!)"), "lockdep",
-     lambda m, l: f"{m.group(1).rstrip('!')}{_where(l, _first_frame)}"),
+     lambda m, lines: f"{m.group(1).rstrip('!')}{_where(lines, _first_frame)}"),
     (re.compile(r"WARNING: CPU: \d+ PID: \d+ at \S+ (?:([\w.$]+)\+0x)?"), "warning", _warning),
     (re.compile(r"WARNING: at \S+ (?:([\w.$]+)\+0x)?"), "warning", _warning),
-    (re.compile(r"BUG: soft lockup"), "lockup", lambda m, l: f"BUG: soft lockup{_where(l, _rip, _first_frame)}"),
-    (re.compile(r"BUG: workqueue lockup"), "lockup", lambda m, l: "BUG: workqueue lockup"),
+    (re.compile(r"BUG: soft lockup"), "lockup",
+     lambda m, lines: f"BUG: soft lockup{_where(lines, _rip, _first_frame)}"),
+    (re.compile(r"BUG: workqueue lockup"), "lockup", lambda m, lines: "BUG: workqueue lockup"),
     (re.compile(r"BUG: sleeping function called from invalid context"), "bug",
-     lambda m, l: f"BUG: sleeping function called from invalid context{_where(l, _first_frame)}"),
+     lambda m, lines: f"BUG: sleeping function called from invalid context{_where(lines, _first_frame)}"),
     (re.compile(r"BUG: (?:unable to handle )?kernel NULL pointer dereference"), "oops",
-     lambda m, l: f"BUG: kernel NULL pointer dereference{_where(l, _rip, _first_frame)}"),
+     lambda m, lines: f"BUG: kernel NULL pointer dereference{_where(lines, _rip, _first_frame)}"),
     (re.compile(r"BUG: unable to handle (?:page fault|kernel paging request)"), "oops",
-     lambda m, l: f"BUG: unable to handle kernel paging request{_where(l, _rip, _first_frame)}"),
+     lambda m, lines: f"BUG: unable to handle kernel paging request{_where(lines, _rip, _first_frame)}"),
     (re.compile(r"general protection fault"), "oops",
-     lambda m, l: f"general protection fault{_where(l, _rip, _first_frame)}"),
-    (re.compile(r"kernel BUG at \S+"), "bug", lambda m, l: f"kernel BUG{_where(l, _rip, _first_frame)}"),
+     lambda m, lines: f"general protection fault{_where(lines, _rip, _first_frame)}"),
+    (re.compile(r"kernel BUG at \S+"), "bug", lambda m, lines: f"kernel BUG{_where(lines, _rip, _first_frame)}"),
     (re.compile(r"BUG: (.+)"), "bug", _generic_bug),
-    (re.compile(r"^Oops: "), "oops", lambda m, l: f"Oops{_where(l, _rip, _first_frame)}"),
+    (re.compile(r"^Oops: "), "oops", lambda m, lines: f"Oops{_where(lines, _rip, _first_frame)}"),
     (re.compile(r"INFO: task \S+ blocked for more than \d+ seconds"), "hang",
-     lambda m, l: f"INFO: task hung{_where(l, _first_frame)}"),
+     lambda m, lines: f"INFO: task hung{_where(lines, _first_frame)}"),
     (re.compile(r"INFO: rcu_\w+ (?:self-)?detected stall"), "stall",
-     lambda m, l: f"INFO: rcu detected stall{_where(l, _rip, _first_frame)}"),
+     lambda m, lines: f"INFO: rcu detected stall{_where(lines, _rip, _first_frame)}"),
     (re.compile(r"Kernel panic - not syncing: (.*)"), "panic", _panic),
 ]
 
@@ -223,7 +224,7 @@ class CrashScanner:
         if found:
             match, kind, titler = found
             head = [prev] if prev == _CUT_HERE or prev.startswith("=" * 20) else []
-            self._open = _Report(match, kind, titler, head + [line])
+            self._open = _Report(match, kind, titler, [*head, line])
 
 
 def scan(text: str) -> Crash | None:

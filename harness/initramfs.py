@@ -197,7 +197,7 @@ def _add_python(cpio: CpioWriter, python: str, deps: list[str], tmp: Path) -> No
         elif not dep.endswith(".py"):
             cpio.add_host_path(dep)
     jobs = [(src, src[:-3] + ".pyc", src) for src in sources]
-    for (_, arcname, _), pyc in zip(jobs, _compile(python, jobs, tmp)):
+    for (_, arcname, _), pyc in zip(jobs, _compile(python, jobs, tmp), strict=False):
         cpio.add_bytes(arcname, pyc)
     for src in sources:  # the dynload dir is a landmark python looks for at start
         if os.path.basename(src) == "os.py":
@@ -213,7 +213,7 @@ def _add_agent(cpio: CpioWriter, python: str, agent: list[Path], tmp: Path) -> N
         cpio.add_bytes(arc, src.read_bytes())
         cache = f"{AGENT_ROOT}/{rel.parent}/__pycache__/{src.stem}.cpython-311.pyc"
         jobs.append((str(src), cache, arc))
-    for (_, arcname, _), pyc in zip(jobs, _compile(python, jobs, tmp)):
+    for (_, arcname, _), pyc in zip(jobs, _compile(python, jobs, tmp), strict=False):
         cpio.add_bytes(arcname, pyc)
 
 

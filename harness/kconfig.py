@@ -40,7 +40,7 @@ def available_fragments() -> list[str]:
 
 def load_fragment(name: str) -> Fragment:
     """A fragment by name (`debug`) or path; unknown names list what exists."""
-    path = Path(name) if name.endswith(".config") and Path(name).exists() else KCONFIG_DIR / f"{name}.config"
+    path = Path(name).resolve() if name.endswith(".config") and Path(name).exists() else KCONFIG_DIR / f"{name}.config"
     if not path.is_file():
         raise UsageError(f"unknown kconfig fragment {name!r}; available: {', '.join(available_fragments())}")
     return Fragment(name=path.stem, path=path, options=parse_config(path.read_text()))

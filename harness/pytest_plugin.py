@@ -7,6 +7,7 @@ Options: --target {qemu,host}, --kernel IMAGE | --tree DIR | --stock, --fragment
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,7 @@ class _Session:
                 self.target.start()
             except HarnessError as err:
                 self.failure = str(err)
+                sys.stderr.write(f"error: {err}\n")
                 pytest.exit(f"error: {err}", returncode=2)
         return self.target
 

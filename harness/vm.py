@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import atexit
 import json
-import os
 import select
 import shutil
 import signal
@@ -28,7 +27,8 @@ from harness.crash_scan import Crash, CrashScanner
 from harness.errors import BootError, EnvError
 from harness.qemu_config import QemuConfig, qemu_argv
 
-_LIVE: "weakref.WeakSet[Vm]" = weakref.WeakSet()
+_LIVE: weakref.WeakSet[Vm] = weakref.WeakSet()
+DEFAULT_CONFIG = QemuConfig()
 
 
 class Channel:
@@ -65,7 +65,7 @@ class Channel:
 class Vm:
     """A QEMU VM; use as a context manager or call close()."""
 
-    def __init__(self, kernel: Path, initrd: Path, config: QemuConfig = QemuConfig()) -> None:
+    def __init__(self, kernel: Path, initrd: Path, config: QemuConfig = DEFAULT_CONFIG) -> None:
         self.kernel, self.initrd, self.config = Path(kernel), Path(initrd), config
         self.dir = Path(tempfile.mkdtemp(prefix="eclone-vm-"))
         self.console_path = self.dir / "console.log"
@@ -96,7 +96,7 @@ class Vm:
         self.started_at = time.monotonic()
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=open(self.dir / "qemu.err", "wb"), cwd=self.dir,
-                                     start_new_session=True)
+                                     start_new_session=True, preexec_fn=_die_with_parent)
         self._reader = threading.Thread(target=self._read_console, daemon=True, name="vm-console")
         self._reader.start()
         self.channel = Channel(self._accept())
@@ -129,6 +129,16 @@ class Vm:
                     self.scanner.feed(text)
         with self._lock:
             self.scanner.close()
+
+    def channel_fd(self) -> int:
+        """The agent socket's fd, for harness.protocol (call after wait_ready/boot: the Channel's
+        own buffer is then empty as long as the agent sends nothing unasked after ready)."""
+        assert self.channel is not None, "Vm not started"
+        return self.channel.fileno()
+
+    def channel_write(self, data: bytes) -> None:
+        assert self.channel is not None, "Vm not started"
+        self.channel.write(data)
 
     def console_text(self) -> str:
         with self._lock:
@@ -199,13 +209,20 @@ class Vm:
             self.proc.stdout.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def __enter__(self) -> "Vm":
+    def __enter__(self) -> Vm:
         if self.proc is None:
             self.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _die_with_parent() -> None:
+    """In the QEMU child before exec: SIGKILL it when the harness dies, even by SIGKILL."""
+    import ctypes
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:
@@ -228,11 +245,11 @@ def close_all() -> None:
         vm.close()
 
 
-def boot(kernel: Path, initrd: Path, config: QemuConfig = QemuConfig(),
+def boot(kernel: Path, initrd: Path, config: QemuConfig = DEFAULT_CONFIG,
          ready_timeout: float = 60.0, retries: int = 1) -> Vm:
     """Start a VM and wait for the agent's ready line; retry (on q35 if microvm hung)."""
     error: BootError | None = None
-    for attempt in range(retries + 1):
+    for _attempt in range(retries + 1):
         vm = Vm(kernel, initrd, config)
         try:
             vm.start()
@@ -243,7 +260,9 @@ def boot(kernel: Path, initrd: Path, config: QemuConfig = QemuConfig(),
             error = exc
             if "crashed" in str(exc) or "QEMU did not start" in str(exc):
                 break
-            if config.machine == "microvm":
+            if config.accel == "kvm":
+                config = replace(config, accel="tcg")  # KVM that passed the probe but cannot boot Linux
+            elif config.machine == "microvm":
                 config = replace(config, machine="q35")
         except BaseException:
             vm.close()

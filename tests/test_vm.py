@@ -1,6 +1,6 @@
 """Real boots under TCG (short: the machine is shared with kernel builds).
 
-Uses $ECLONE_SUITE_TEST_KERNEL (e.g. Debian's cloud kernel) and a trivial /init that
+Boots the reference kernel, or $ECLONE_SUITE_TEST_KERNEL (e.g. Debian's cloud kernel), with a trivial /init that
 writes the agent's ready line on ttyS1, echoes lines, and panics or powers off on request.
 """
 
@@ -16,8 +16,12 @@ from harness.initramfs import build_initramfs
 from harness.qemu_config import QemuConfig
 from harness.vm import Vm, boot
 
-KERNEL = os.environ.get("ECLONE_SUITE_TEST_KERNEL")
-pytestmark = pytest.mark.skipif(not KERNEL, reason="ECLONE_SUITE_TEST_KERNEL not set (path to a bzImage)")
+
+@pytest.fixture(scope="module")
+def test_kernel(request: pytest.FixtureRequest) -> Path:
+    """$ECLONE_SUITE_TEST_KERNEL when set (a foreign kernel), else the reference kernel."""
+    given = os.environ.get("ECLONE_SUITE_TEST_KERNEL")
+    return Path(given) if given else request.getfixturevalue("reference_kernel")
 
 TRIVIAL_INIT = r'''#!/usr/bin/python3.11 -S
 import ctypes, os, termios
@@ -62,8 +66,8 @@ def qemu_running(path: Path) -> bool:
     return subprocess.run(["pgrep", "-f", str(path)], capture_output=True).returncode == 0
 
 
-def test_boot_reaches_ready_and_echoes_over_the_channel(initrd):
-    with boot(Path(KERNEL), initrd, QemuConfig(), ready_timeout=60) as vm:
+def test_boot_reaches_ready_and_echoes_over_the_channel(initrd, test_kernel):
+    with boot(test_kernel, initrd, QemuConfig(), ready_timeout=60) as vm:
         assert vm.ready_event == {"event": "ready", "info": {"trivial": True}}
         vm.channel.send_line("hello")
         assert vm.channel.recv_line(10) == "echo hello"
@@ -74,8 +78,8 @@ def test_boot_reaches_ready_and_echoes_over_the_channel(initrd):
     assert not vm_dir.exists() and not qemu_running(vm_dir)
 
 
-def test_sysrq_crash_is_detected_and_qemu_exits(initrd):
-    with boot(Path(KERNEL), initrd, QemuConfig(), ready_timeout=60) as vm:
+def test_sysrq_crash_is_detected_and_qemu_exits(initrd, test_kernel):
+    with boot(test_kernel, initrd, QemuConfig(), ready_timeout=60) as vm:
         vm.channel.send_line("crash")
         wait_exit(vm, 20)
         assert vm.returncode == 0  # panic=-1 reboot=t -no-reboot
@@ -83,9 +87,9 @@ def test_sysrq_crash_is_detected_and_qemu_exits(initrd):
         assert vm.crash().title == "kernel panic: sysrq triggered crash"
 
 
-def test_guest_that_never_gets_ready_times_out_and_is_killed():
+def test_guest_that_never_gets_ready_times_out_and_is_killed(test_kernel):
     initrd = build_initramfs(init=HANG_INIT)
-    vm = Vm(Path(KERNEL), initrd, QemuConfig())
+    vm = Vm(test_kernel, initrd, QemuConfig())
     vm.start()
     try:
         with pytest.raises(BootError, match=r"did not reach the agent within 3 s; last console line: "):
@@ -95,8 +99,8 @@ def test_guest_that_never_gets_ready_times_out_and_is_killed():
     assert vm.exited() and not qemu_running(vm.dir)
 
 
-def test_missing_qemu_is_an_env_error(initrd):
-    vm = Vm(Path(KERNEL), initrd, QemuConfig(binary="qemu-system-nonexistent"))
+def test_missing_qemu_is_an_env_error(initrd, test_kernel):
+    vm = Vm(test_kernel, initrd, QemuConfig(binary="qemu-system-nonexistent"))
     with pytest.raises(EnvError, match="qemu-system-nonexistent not found: run ./setup.sh"):
         vm.start()
     vm.close()

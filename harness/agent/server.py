@@ -8,7 +8,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from . import arena, libc, procfs, race
+from . import arena, features, libc, procfs, race
 from .chains import ChainCache
 from .channel import Channel
 from .executor import Executor
@@ -20,8 +20,13 @@ IDLE_REAP_SECONDS = 1.0
 
 def info(root_level: int = 0) -> dict[str, Any]:
     """What the ready event and the info op tell the host."""
-    return {"kernel": os.uname().release, "pid_max": procfs.pid_max(), "root_level": root_level,
-            "python": sys.version.split()[0], "pid": os.getpid()}
+    feats = features.features()
+    try:
+        pid_max = procfs.pid_max()
+    except OSError:  # no CONFIG_PROC_SYSCTL: the host says so (features) instead of a dead agent
+        pid_max = 0
+    return {"kernel": os.uname().release, "pid_max": pid_max, "root_level": root_level,
+            "python": sys.version.split()[0], "pid": os.getpid(), "features": feats}
 
 
 class Server:

@@ -6,7 +6,7 @@ import os
 import signal
 from typing import Any
 
-from . import arena, libc, procfs, trampoline, wire
+from . import arena, exec_step, libc, procfs, trampoline, wire
 from .reaper import Reaper
 
 CHILD_REPORT_TIMEOUT = 10.0
@@ -84,7 +84,7 @@ def invoke_syscall(step: dict[str, Any], holders: Holders) -> dict[str, Any]:
         ret, err = trampoline.syscall_child_exits(int(step["nr"]), *regs)
     else:
         ret, err = libc.syscall(int(step["nr"]), *regs)
-    if ret == 0 and mode in ("report", "hold") or os.getpid() != me:
+    if (ret == 0 and mode in ("report", "hold")) or os.getpid() != me:
         if mode in ("report", "hold") and ret == 0:
             child_main(wfd, mode == "hold")
         os._exit(0)  # a child nobody announced: it must never run the agent's loop
@@ -153,5 +153,10 @@ def run_simple(step: dict[str, Any], holders: Holders) -> dict[str, Any]:
     if op == "read_file":
         return procfs.read_text(str(step["path"]))
     if op == "write_file":
-        return procfs.write_text(str(step["path"]), str(step["data"]))
+        return exec_step.write_file(step)
+    if op == "exec":
+        try:
+            return exec_step.run_exec(step, holders.reaper)
+        except exec_step.ExecError as e:
+            raise StepError(str(e)) from None
     raise StepError(f"unknown step op {op!r}")

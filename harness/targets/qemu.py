@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from ..crash_scan import Crash
-from ..errors import AgentError, GuestCrash
+from ..errors import AgentError, ConfigError, GuestCrash
+from ..kernel_features import check_features
 from ..protocol import AgentConnection
 from ..qemu_config import QemuConfig
 from ..vm import Vm, boot
@@ -67,6 +68,11 @@ class QemuTarget(Target):
         self.info = TargetInfo(name="qemu", kernel=str(info.get("kernel", "?")), pid_max=int(info.get("pid_max", 0)),
                                root_level=0, extra={"agent": info, "machine": self.config.machine,
                                                     "accel": self.config.accel})
+        try:
+            check_features(info)
+        except ConfigError:
+            self._shutdown_vm()
+            raise
 
     def _save_console(self) -> None:
         if self.vm is not None and self.console_log is not None:

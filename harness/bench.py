@@ -1,0 +1,186 @@
+"""`python -m harness bench`: boot time, agent round trip, and the agent's spawn rate next to a C loop.
+
+The C loop (harness/bench_c/spawn.c) makes the same clone3 spawn as the agent's simplest program (one
+child, `report` mode: it reads /proc/self/status and writes to a pipe, the parent reaps it), so the ratio
+python/C says how much of a program's cost is the agent's rather than the kernel's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import statistics
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from .errors import BuildError, EnvError, HarnessError, UsageError
+from .paths import cache_dir
+from .progress import note
+from .targets.base import Target
+
+C_SOURCE = Path(__file__).resolve().parent / "bench_c" / "spawn.c"
+C_FLAGS = ["-O2", "-static", "-nostdlib", "-fno-stack-protector", "-fno-pie", "-no-pie", "-s"]
+PINGS = 200
+SPAWN_SECONDS = 3.0
+EXEC_MAX_TIMEOUT = 25.0  # the agent's limit for one exec step
+
+
+def build_c_spawn(source: Path = C_SOURCE) -> Path:
+    """Compile the C spawn loop into the cache (keyed by source and flags); returns the binary."""
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        raise EnvError("bench needs gcc to build the C spawn loop (apt-get install gcc)")
+    key = hashlib.sha256(source.read_bytes() + " ".join(C_FLAGS).encode()).hexdigest()[:16]
+    out = cache_dir() / "bench_c" / f"spawn-{key}"
+    if out.exists():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(f".tmp{uuid.uuid4().hex[:8]}")
+    built = subprocess.run([gcc, *C_FLAGS, "-o", str(tmp), str(source)], capture_output=True, text=True)
+    if built.returncode != 0:
+        tmp.unlink(missing_ok=True)
+        last = (built.stderr.strip().splitlines() or ["?"])[-1]
+        raise BuildError(f"gcc failed on {source.name}: {last}")
+    tmp.replace(out)
+    return out
+
+
+def ping_median_ms(target: Target, count: int = PINGS) -> float:
+    """Median of `count` no-op round trips, in ms."""
+    times = []
+    for _ in range(count):
+        t0 = time.perf_counter()
+        target.ping()
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+def spawn_program() -> dict[str, Any]:
+    """The simplest clone3 spawn: one child at level 0, report mode, no set_tid."""
+    from .profiles import Clone3Profile
+    from .profiles.base import SpawnRequest
+    from .programs import program
+    return program([Clone3Profile().spawn_step(SpawnRequest())])
+
+
+def python_spawn_rate(target: Target, seconds: float = SPAWN_SECONDS) -> dict[str, Any]:
+    """Run the spawn program back to back for about `seconds`; programs per second."""
+    prog = spawn_program()
+    first = target.run(prog)["steps"][0]  # warm-up, and a check that spawning works at all
+    if first["ret"] <= 0 or first["child_exit"] != 0:
+        raise HarnessError(f"bench: the clone3 spawn program failed (errno {first['errno']})")
+    count, t0 = 0, time.perf_counter()
+    while True:
+        target.run(prog)
+        count += 1
+        elapsed = time.perf_counter() - t0
+        if elapsed >= seconds:
+            break
+    return {"spawns": count, "seconds": round(elapsed, 3), "per_s": round(count / elapsed, 1)}
+
+
+def c_spawn_rate(target: Target, binary: Path, seconds: float = SPAWN_SECONDS) -> dict[str, Any]:
+    """Copy the C loop into the target's /tmp (write_file hex + mode), exec it for about `seconds`."""
+    path = f"/tmp/eclone-bench-spawn-{uuid.uuid4().hex[:12]}"
+    timeout = min(EXEC_MAX_TIMEOUT, seconds + 10.0)
+    steps = [{"op": "write_file", "path": path, "hex": binary.read_bytes().hex(), "mode": 0o755},
+             {"op": "exec", "argv": [path, str(10**9), str(int(seconds * 1000)), "-u"], "timeout": timeout}]
+    from .programs import program
+    try:
+        wrote, ran = target.run(program(steps), timeout=timeout + 60.0)["steps"]
+    finally:
+        if target.info.name == "host":  # the sandbox shares the host's /tmp; -u normally removed it
+            Path(path).unlink(missing_ok=True)
+    if wrote["errno"]:
+        raise HarnessError(f"bench: cannot write {path} in the target (errno {wrote['errno']})")
+    fields = ran["stdout"].split()
+    if ran["status"] != 0 or fields[:1] != ["spawns"]:
+        detail = (ran["stdout"] + ran["stderr"]).strip().replace("\n", " ")[:200]
+        raise HarnessError(f"bench: the C spawn loop failed (status {ran['status']}): {detail}")
+    spawns, ns = int(fields[1]), int(fields[3])
+    return {"spawns": spawns, "seconds": round(ns / 1e9, 3), "per_s": round(spawns * 1e9 / max(ns, 1), 1)}
+
+
+def guest_uptime(target: Target) -> float | None:
+    """The guest's /proc/uptime right after ready (None on the host target: that is the host's)."""
+    if target.info.name == "host":
+        return None
+    from .programs import program, read_file_step
+    res = target.run(program([read_file_step("/proc/uptime")]))["steps"][0]
+    return float(res["data"].split()[0]) if "data" in res else None
+
+
+def run_bench(target: Target, pings: int = PINGS, spawn_seconds: float = SPAWN_SECONDS,
+              c_seconds: float = SPAWN_SECONDS) -> dict[str, Any]:
+    """Every measurement on a started target (boot time is the caller's)."""
+    binary = build_c_spawn()
+    out: dict[str, Any] = {"target": target.info.name, "kernel": target.info.kernel}
+    out["guest_uptime_at_ready_s"] = guest_uptime(target)
+    out["ping_median_ms"] = round(ping_median_ms(target, pings), 3)
+    out["python_spawn"] = python_spawn_rate(target, spawn_seconds)
+    out["c_spawn"] = c_spawn_rate(target, binary, c_seconds)
+    out["ratio_python_over_c"] = round(out["python_spawn"]["per_s"] / max(out["c_spawn"]["per_s"], 1e-9), 4)
+    return out
+
+
+def start_target(args: argparse.Namespace) -> tuple[Target, float]:
+    """The target the options name, started; with its boot-to-ready wall time in seconds."""
+    if args.target == "host":
+        if args.kernel or args.tree or args.patch or args.fragment or args.stock:
+            raise UsageError("--target host runs the running kernel: drop --kernel/--tree/--patch/--fragment/--stock")
+        from .targets.host import HostTarget
+        target: Target = HostTarget()
+        t0 = time.perf_counter()
+        target.start()
+        return target, time.perf_counter() - t0
+    from .commands import resolve_kernel
+    from .initramfs import build_initramfs
+    from .targets.qemu import QemuTarget, default_config
+    qemu = QemuTarget(resolve_kernel(args))
+    qemu.initrd = build_initramfs()  # built (or found in the cache) before the clock starts
+    qemu.config = default_config()  # the KVM probe is not boot time either
+    t0 = time.perf_counter()
+    try:
+        qemu._boot()  # start() minus the two steps above
+    except BaseException:
+        qemu.close()
+        raise
+    return qemu, time.perf_counter() - t0
+
+
+def format_table(res: dict[str, Any]) -> str:
+    """A small human-readable table."""
+    up = res.get("guest_uptime_at_ready_s")
+    py, c = res["python_spawn"], res["c_spawn"]
+    extra = f" ({res['machine']}, {res['accel']})" if res.get("machine") else ""
+    rows = [
+        ("target", f"{res['target']}{extra}, kernel {res['kernel']}"),
+        ("boot to agent ready", f"{res['boot_s']:.2f} s" + (f" (guest uptime {up:.2f} s)" if up is not None else "")),
+        ("no-op round trip", f"{res['ping_median_ms']:.3f} ms (median)"),
+        ("clone3 spawn, agent", f"{py['per_s']:.1f} programs/s ({py['spawns']} in {py['seconds']:.1f} s)"),
+        ("clone3 spawn, C loop", f"{c['per_s']:.1f} spawns/s ({c['spawns']} in {c['seconds']:.1f} s)"),
+        ("ratio agent/C", f"{res['ratio_python_over_c']:.4f} (C is {1 / max(res['ratio_python_over_c'], 1e-9):.0f}x)"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
+
+
+def bench_command(args: argparse.Namespace) -> int:
+    note(f"bench: starting the {args.target} target")
+    target, boot_s = start_target(args)
+    try:
+        note(f"bench: agent ready after {boot_s:.2f} s; measuring")
+        res = run_bench(target)
+        res["boot_s"] = round(boot_s, 3)
+        for key in ("machine", "accel"):
+            if key in target.info.extra:
+                res[key] = target.info.extra[key]
+    finally:
+        target.close()
+    print(json.dumps(res, indent=1) if args.json else format_table(res))
+    return 0
