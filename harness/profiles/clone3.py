@@ -38,13 +38,13 @@ class Clone3Profile(Profile):
     needs_init_pid_first = True
 
     def spawn_step(self, req: SpawnRequest, size: int = CLONE_ARGS_SIZE_VER1) -> dict[str, Any]:
-        values = {"flags": req.flags, "exit_signal": req.exit_signal, **req.extra}
+        values = {"flags": req.flags, "exit_signal": req.exit_signal}
         write = []
         if req.pids is not None:
             inner_first = tuple(reversed(req.pids))
             values.update(set_tid=PIDS_ADDR, set_tid_size=len(inner_first))
             write.append([PIDS_ADDR, i32_vector(inner_first).hex()])
-        args = encode_args(**values)
+        args = encode_args(**{**values, **req.extra})  # extra fields win: tests break the struct on purpose
         write.insert(0, [ARGS_ADDR, args[:max(size, 0)].hex()])
         step: dict[str, Any] = {"op": "syscall", "at": req.at, "nr": self.nr, "regs": [ARGS_ADDR, size, 0, 0, 0, 0],
                                 "write": write, "clone": True, "child": req.child}
