@@ -72,7 +72,11 @@ def _locked(path: Path) -> Iterator[None]:
     """Serialise builds that share a tree (pytest-xdist workers, two shells)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            note(f"waiting for another build that holds {path}")
+            fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
         finally:

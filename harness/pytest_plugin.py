@@ -1,4 +1,4 @@
-"""pytest wiring: choose a target and profiles, hand crashes to the test in flight, summarise.
+"""pytest wiring: choose a target and profiles, hand crashes to the test in flight, summarise (PYTEST_DONT_REWRITE).
 
 Options: --target {qemu,host}, --kernel IMAGE | --tree DIR | --stock, --fragment NAME, --profile NAME
 (repeatable, `auto` = every profile the kernel supports), --eclone-nr N, --results DIR.
@@ -7,7 +7,6 @@ Options: --target {qemu,host}, --kernel IMAGE | --tree DIR | --stock, --fragment
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,8 @@ import pytest
 from .errors import GuestCrash, HarnessError
 from .profiles import ALL_PROFILES, Profile, make_profile
 from .summary import SummaryCollector
+
+FATAL_ERRORS: list[str] = []  # why the target could not start, for the CLI (pytest captures fd 2)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -83,7 +84,7 @@ class _Session:
                 self.target.start()
             except HarnessError as err:
                 self.failure = str(err)
-                sys.stderr.write(f"error: {err}\n")
+                FATAL_ERRORS.append(str(err))  # `harness run` prints it as its one error line
                 pytest.exit(f"error: {err}", returncode=2)
         return self.target
 

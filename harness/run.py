@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import time
 from pathlib import Path
 
 import pytest
 
-from .errors import UsageError
+from .errors import EnvError, UsageError
 from .paths import REPO_ROOT
 from .progress import note
 
@@ -28,6 +29,9 @@ def pytest_argv(args: argparse.Namespace, results: Path) -> list[str]:
             "--target", args.target, "--results", str(results), "--junitxml", str(results / "junit.xml")]
     if args.target == "qemu":
         from .commands import resolve_kernel
+        from .qemu_config import QemuConfig
+        if shutil.which(QemuConfig().binary) is None:
+            raise EnvError(f"{QemuConfig().binary} not found: run ./setup.sh")
         argv += ["--kernel", str(resolve_kernel(args))]
     elif args.kernel or args.tree or args.patch or args.fragment or args.stock:
         raise UsageError("--target host tests the running kernel: drop --kernel/--tree/--patch/--fragment/--stock")
@@ -45,6 +49,9 @@ def run_suite(args: argparse.Namespace) -> int:
     results = results_dir(args.results)
     argv = pytest_argv(args, results)
     note(f"results: {results}")
+    from .pytest_plugin import FATAL_ERRORS
     code = pytest.main(argv)
+    if FATAL_ERRORS:
+        raise EnvError(FATAL_ERRORS[-1])
     note(f"results: {results} (junit.xml, summary.json, console.log)")
     return _EXIT.get(code, 2)
