@@ -3,9 +3,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from harness.targets.host import HostTarget
+
+
+@pytest.fixture(scope="session")
+def host_target() -> Iterator[HostTarget]:
+    """The agent in a sandbox on the running kernel, shared by the agent's own tests."""
+    target = HostTarget()
+    target.start()
+    yield target
+    target.close()
 
 
 @pytest.fixture(scope="session")

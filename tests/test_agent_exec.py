@@ -13,7 +13,6 @@ import pytest
 
 from harness.errors import ProgramError
 from harness.programs import chain, pids_step, program, read_file_step
-from harness.targets.host import HostTarget
 
 SH = shutil.which("sh") or "/bin/sh"
 
@@ -27,11 +26,9 @@ def write_binary_step(path: str, data: bytes, mode: int = 0o755, at: int = 0) ->
 
 
 @pytest.fixture(scope="module")
-def target():
-    t = HostTarget()
-    t.start()
-    yield t
-    t.close()
+def target(host_target):
+    """These tests run on the host target, whatever --target says."""
+    return host_target
 
 
 @pytest.fixture

@@ -11,17 +11,14 @@ import pytest
 
 from harness import bench
 from harness.errors import UsageError
-from harness.targets.host import HostTarget
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="bench builds its C loop with gcc")
 
 
 @pytest.fixture(scope="module")
-def target():
-    t = HostTarget()
-    t.start()
-    yield t
-    t.close()
+def target(host_target):
+    """These tests run on the host target, whatever --target says."""
+    return host_target
 
 
 def host_args(**changes) -> argparse.Namespace:
