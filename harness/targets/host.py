@@ -48,7 +48,12 @@ class HostTarget(Target):
         except (AgentError, OSError) as e:
             tail = self.stderr_tail()
             self.close()
-            raise EnvError(f"host agent did not start: {e}; stderr: {tail}") from None
+            if "unshare" in tail and "Operation not permitted" in tail:
+                raise EnvError("the host target cannot create user+pid namespaces here (unshare: EPERM): "
+                               "user namespaces are disabled (user.max_user_namespaces, "
+                               "kernel.unprivileged_userns_clone) or this is a chroot; use --target qemu") from None
+            last = tail.strip().splitlines()[-1:] or ["(no stderr)"]
+            raise EnvError(f"host agent did not start: {e}; {last[0]}") from None
         self.info = TargetInfo(name="host", kernel=ready["kernel"], pid_max=int(ready["pid_max"]),
                                root_level=root_level, extra={"agent": ready})
         try:
