@@ -17,10 +17,19 @@ Kernel command line choices:
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.errors import EnvError
+
 BASE_CMDLINE = "console=ttyS0 reboot=t panic=-1 PYTHONHASHSEED=0 quiet loglevel=4"
+
+
+def require_binary(binary: str) -> None:
+    """EnvError with the fix when the QEMU binary is not installed."""
+    if shutil.which(binary) is None:
+        raise EnvError(f"{binary} not found: run ./setup.sh")
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import shutil
 import time
 from pathlib import Path
 
@@ -29,9 +28,8 @@ def pytest_argv(args: argparse.Namespace, results: Path) -> list[str]:
             "--target", args.target, "--results", str(results), "--junitxml", str(results / "junit.xml")]
     if args.target == "qemu":
         from .commands import resolve_kernel
-        from .qemu_config import QemuConfig
-        if shutil.which(QemuConfig().binary) is None:
-            raise EnvError(f"{QemuConfig().binary} not found: run ./setup.sh")
+        from .qemu_config import QemuConfig, require_binary
+        require_binary(QemuConfig().binary)  # before a kernel build that would be wasted
         argv += ["--kernel", str(resolve_kernel(args))]
     elif args.kernel or args.tree or args.patch or args.fragment or args.stock:
         raise UsageError("--target host tests the running kernel: drop --kernel/--tree/--patch/--fragment/--stock")

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.crash_scan import Crash, CrashScanner
-from harness.errors import BootError, EnvError
-from harness.qemu_config import QemuConfig, qemu_argv
+from harness.errors import BootError
+from harness.qemu_config import QemuConfig, qemu_argv, require_binary
 
 _LIVE: weakref.WeakSet[Vm] = weakref.WeakSet()
 DEFAULT_CONFIG = QemuConfig()
@@ -46,6 +46,16 @@ class Channel:
 
     def send_line(self, line: str) -> None:
         self.write(line.encode() + b"\n")
+
+    def read(self, timeout: float) -> bytes | None:
+        """For a byte-stream reader (harness.protocol) taking over after recv_line(): bytes already
+        buffered first, then whatever arrives within `timeout`; None = nothing yet, b"" = QEMU is gone."""
+        if self._buf:
+            data, self._buf = self._buf, b""
+            return data
+        if not select.select([self.sock], [], [], max(0.0, timeout))[0]:
+            return None
+        return self.sock.recv(65536)
 
     def recv_line(self, timeout: float) -> str | None:
         """The next line without its newline, or None at the deadline; EOFError when QEMU is gone."""
@@ -81,8 +91,7 @@ class Vm:
 
     def start(self) -> None:
         """Launch QEMU and accept its connection on the channel socket."""
-        if shutil.which(self.config.binary) is None:
-            raise EnvError(f"{self.config.binary} not found: run ./setup.sh")
+        require_binary(self.config.binary)
         for path in (self.kernel, self.initrd):
             if not path.is_file():
                 raise BootError(f"no such file: {path}")

@@ -52,6 +52,16 @@ class Target(abc.ABC):
     def close(self) -> None:
         """Stop the agent and free everything (idempotent, safe in finally blocks)."""
 
+    def require_features(self, agent_info: dict[str, Any]) -> None:
+        """Refuse a kernel that lacks what the suite needs (ConfigError naming the CONFIG_), closing first."""
+        from ..errors import ConfigError
+        from ..kernel_features import check_features
+        try:
+            check_features(agent_info)
+        except ConfigError:
+            self.close()
+            raise
+
     def console_excerpt(self) -> str:
         """Recent kernel console output, for failure reports (empty where there is no console)."""
         return ""

@@ -8,8 +8,7 @@ import sys
 import tempfile
 from typing import Any
 
-from harness.errors import AgentError, ConfigError, EnvError
-from harness.kernel_features import check_features
+from harness.errors import AgentError, EnvError
 from harness.paths import REPO_ROOT
 from harness.protocol import AgentConnection
 from harness.targets.base import Target, TargetInfo
@@ -56,11 +55,7 @@ class HostTarget(Target):
             raise EnvError(f"host agent did not start: {e}; {last[0]}") from None
         self.info = TargetInfo(name="host", kernel=ready["kernel"], pid_max=int(ready["pid_max"]),
                                root_level=root_level, extra={"agent": ready})
-        try:
-            check_features(ready)
-        except ConfigError:
-            self.close()
-            raise
+        self.require_features(ready)
 
     def _conn(self) -> AgentConnection:
         if self.conn is None:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
-import select
 import time
 from pathlib import Path
 from typing import Any
 
 from ..crash_scan import Crash
-from ..errors import AgentError, ConfigError, GuestCrash
-from ..kernel_features import check_features
+from ..errors import AgentError, GuestCrash
 from ..protocol import AgentConnection
 from ..qemu_config import QemuConfig
 from ..vm import Vm, boot
@@ -37,7 +35,7 @@ class QemuTarget(Target):
         self.vm: Vm | None = None
         self.conn: AgentConnection | None = None
         self.boots = 0
-        self._crash_reported = False
+        self.last_boot_seconds = 0.0  # QEMU start to agent ready, for `harness bench`
 
     def start(self) -> None:
         from ..initramfs import build_initramfs
@@ -48,31 +46,19 @@ class QemuTarget(Target):
 
     def _boot(self) -> None:
         assert self.initrd is not None and self.config is not None
+        started = time.perf_counter()
         self.vm = boot(self.kernel, self.initrd, self.config, ready_timeout=READY_TIMEOUT)
+        self.last_boot_seconds = time.perf_counter() - started
         self.config = self.vm.config  # boot() may have moved to q35
         self.boots += 1
-        self._crash_reported = False
         channel = self.vm.channel
         assert channel is not None
-
-        def read(timeout: float) -> bytes | None:
-            if channel._buf:  # bytes Vm.wait_ready read past the ready line
-                data, channel._buf = channel._buf, b""
-                return data
-            if not select.select([channel.sock], [], [], timeout)[0]:
-                return None
-            return channel.sock.recv(65536)
-
-        self.conn = AgentConnection(read, channel.write)
+        self.conn = AgentConnection(channel.read, channel.write)
         info = (self.vm.ready_event or {}).get("info", {})
         self.info = TargetInfo(name="qemu", kernel=str(info.get("kernel", "?")), pid_max=int(info.get("pid_max", 0)),
                                root_level=0, extra={"agent": info, "machine": self.config.machine,
                                                     "accel": self.config.accel})
-        try:
-            check_features(info)
-        except ConfigError:
-            self._shutdown_vm()
-            raise
+        self.require_features(info)
 
     def _save_console(self) -> None:
         if self.vm is not None and self.console_log is not None:
@@ -96,8 +82,10 @@ class QemuTarget(Target):
         return self.conn
 
     def _new_crash(self, wait: float = 0.0) -> Crash | None:
-        """A crash this VM has not reported yet (waiting up to `wait` s for the console to show one)."""
-        if self.vm is None or self._crash_reported:
+        """A crash of the running VM (waiting up to `wait` s for the console to show one).
+
+        Callers drop the VM as soon as one is found, so each crash is reported once."""
+        if self.vm is None:
             return None
         deadline = time.monotonic() + wait
         while True:
@@ -105,8 +93,6 @@ class QemuTarget(Target):
             if crash is not None or time.monotonic() >= deadline:
                 break
             time.sleep(0.1)
-        if crash is not None:
-            self._crash_reported = True
         return crash
 
     def _request(self, op: str, timeout: float, **fields: Any) -> Any:
