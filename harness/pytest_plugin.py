@@ -1,7 +1,7 @@
 """pytest wiring: choose a target and profiles, hand crashes to the test in flight, summarise (PYTEST_DONT_REWRITE).
 
 Options: --target {qemu,host}, --kernel IMAGE | --tree DIR | --stock, --fragment NAME, --profile NAME
-(repeatable, `auto` = every profile the kernel supports), --eclone-nr N, --results DIR.
+(repeatable, `auto` = every profile the kernel supports), --eclone-nr N, --results DIR, --race-rounds N.
 """
 
 from __future__ import annotations
@@ -13,8 +13,11 @@ from typing import Any
 import pytest
 
 from .errors import GuestCrash, HarnessError
+from .hypothesis_profiles import race_rounds_default, register
 from .profiles import ALL_PROFILES, Profile, make_profile
 from .summary import SummaryCollector
+
+register()  # before hypothesis's own plugin reads --hypothesis-profile
 
 FATAL_ERRORS: list[str] = []  # why the target could not start, for the CLI (pytest captures fd 2)
 
@@ -34,6 +37,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--eclone-nr", type=int, default=None, metavar="N", help="eclone syscall number (default 451)")
     group.addoption("--results", type=Path, default=None, metavar="DIR",
                     help="write summary.json and console.log here")
+    group.addoption("--race-rounds", type=int, default=None, metavar="N",
+                    help="rounds per race test (default: by hypothesis profile, ci=30, dev=200, fuzz=2000)")
 
 
 def selected_profiles(config: pytest.Config) -> list[str]:
@@ -48,6 +53,9 @@ def selected_profiles(config: pytest.Config) -> list[str]:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "profiles(*names): profiles a test applies to (default: all)")
     config.addinivalue_line("markers", "needs_crash(): provokes a kernel crash on purpose (qemu only)")
+    rounds = config.getoption("--race-rounds")
+    if rounds is not None and rounds < 1:
+        raise pytest.UsageError(f"--race-rounds must be >= 1, got {rounds}")
     try:
         selected_profiles(config)
     except HarnessError as err:
@@ -120,6 +128,16 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def target(request: pytest.FixtureRequest) -> Any:
     """The target every suite test runs programs on (see harness/targets/base.py)."""
     return _session(request.config).get_target()
+
+
+@pytest.fixture(scope="session")
+def race_rounds(request: pytest.FixtureRequest) -> int:
+    """Rounds each race test runs: --race-rounds, else the hypothesis profile's default."""
+    rounds = request.config.getoption("--race-rounds")
+    if rounds is not None:
+        return rounds
+    return race_rounds_default(request.config.getoption("--hypothesis-profile", None) or
+                               os.environ.get("ECLONE_SUITE_HYPOTHESIS", "ci"))
 
 
 @pytest.fixture
