@@ -1,0 +1,1 @@
+"""Reproducers of failing programs: replayable JSON and standalone C."""
