@@ -10,6 +10,7 @@ ARENA = 0x1_0000_0000
 ARENA_SIZE = 0x10000
 GUARD_SIZE = 0x1000
 UNMAPPED = ARENA + 0x100000
+SP_SLOT = ARENA + ARENA_SIZE - 8  # where a child of mode "sp" stores its stack pointer
 
 Step = dict[str, Any]
 
@@ -67,6 +68,24 @@ def write_file_step(path: str, data: str, at: int = 0) -> Step:
     return {"op": "write_file", "at": at, "path": path, "data": data}
 
 
-def race_step(racers: Sequence[Step], rounds: int = 1) -> Step:
-    """Racers released together; each carries its own `at`."""
-    return {"op": "race", "racers": list(racers), "rounds": rounds}
+def race_step(racers: Sequence[Step], rounds: int = 1, setup: Sequence[Step] = (),
+              check: Sequence[Step] = ()) -> Step:
+    """Racers released together, `rounds` times; each carries its own `at`. `setup` steps run before
+    every round, `check` steps after it while what the racers hold is still alive."""
+    step: Step = {"op": "race", "racers": list(racers), "rounds": rounds}
+    if setup:
+        step["setup"] = list(setup)
+    if check:
+        step["check"] = list(check)
+    return step
+
+
+def sweep_step(step: Step, vary: Mapping[str, Any], values: Sequence[int] | range) -> Step:
+    """One syscall step repeated per value (PROGRAMS.md `sweep`): vary is {"reg": i}, {"write_at": hex}
+    or {"word_at": addr, "size": n}; a contiguous range travels as its two ends."""
+    out: Step = {"op": "sweep", "at": step.get("at", 0), "step": step, "vary": dict(vary)}
+    if isinstance(values, range) and values.step == 1:
+        out["range"] = [values.start, values.stop]
+    else:
+        out["values"] = [int(v) for v in values]
+    return out

@@ -224,3 +224,128 @@ def test_list_deps_names_the_interpreter_modules_and_shared_objects():
     assert all(os.path.isabs(p) and os.path.isfile(p) for p in deps)
     assert {"libc.so.6", "decoder.py", "traceback.py"} <= names
     assert any(n.startswith("_ctypes") for n in names) and any(n.startswith("libffi") for n in names)
+
+
+def test_pids_with_ns_names_each_tasks_pid_namespace(target):
+    res = target.run(program([{"op": "pids", "ns": True}], chain(2)))
+    step, workers = res["steps"][0], res["chain"]["workers"]
+    assert len(step["ns"]) == len(step["nspids"]) and all(step["ns"])
+    ns_of = {tuple(v): ino for v, ino in zip(step["nspids"], step["ns"], strict=True)}
+    levels = [ns_of[(1,)]] + [ns_of[tuple(w)] for w in workers]
+    assert len(set(levels)) == 3, "the agent and the two workers are in three different pid namespaces"
+    assert all(len(v) == 3 for v, ino in ns_of.items() if ino == levels[2]), "a level-2 task has 3 pids"
+
+
+def test_sweep_varies_a_register_and_returns_compact_results(target):
+    from harness.programs import sweep_step
+    args, _ = clone3_args([], flags=CLONE_VM | CLONE_VFORK)
+    base = syscall_step(SYS_CLONE3, [ARGS, 80], write={ARGS: args}, clone=True, child="exit")
+    res = target.run(program([sweep_step(base, {"reg": 1}, range(62, 66))]))["steps"][0]
+    assert [r[1] for r in res["results"]] == [errno.EINVAL, errno.EINVAL, 0, 0]
+    assert all(r[0] > 0 and r[2] == 0 for r in res["results"][2:])
+
+
+def test_sweep_writes_bytes_or_words_after_the_steps_own_writes(target):
+    from harness.programs import sweep_step
+    args, _ = clone3_args([])
+    base = syscall_step(SYS_CLONE3, [ARGS, 128], write={ARGS: args}, clone=True, child="exit")
+    tail = target.run(program([sweep_step(base, {"write_at": "00"}, [ARGS + 100]),
+                               sweep_step(base, {"write_at": "01"}, [ARGS + 100, ARGS + 127])]))["steps"]
+    assert [r[1] for r in tail[0]["results"]] == [0]
+    assert [r[1] for r in tail[1]["results"]] == [errno.E2BIG, errno.E2BIG]
+    words = target.run(program([sweep_step(base, {"word_at": ARGS + 32, "size": 8}, [SIGCHLD, 65, 1 << 32])]))
+    assert [r[1] for r in words["steps"][0]["results"]] == [0, errno.EINVAL, errno.EINVAL]
+
+
+def test_sweep_without_a_syscall_step_or_with_an_unknown_vary_is_a_program_error(target):
+    with pytest.raises(ProgramError):
+        target.run(program([{"op": "sweep", "step": pids_step(), "vary": {"reg": 0}, "values": [1]}]))
+    with pytest.raises(ProgramError):
+        target.run(program([{"op": "sweep", "step": syscall_step(SYS_GETPID), "vary": {"nope": 1}, "values": [1]}]))
+    target.ping()
+
+
+def test_sp_child_stores_its_stack_pointer_where_a_clone_vm_caller_sees_it(target):
+    from harness.agent import arena
+    from harness.programs import SP_SLOT
+    assert SP_SLOT == arena.SP_SLOT
+    top = ARENA + 0x9000
+    step = syscall_step(SYS_CLONE, [CLONE_VM | CLONE_VFORK | SIGCHLD, top, 0, 0, 0], clone=True, child="sp",
+                        read=[(SP_SLOT, 8)])
+    res = target.run(program([step]))["steps"][0]
+    assert res["ret"] > 0 and res["child_exit"] == 0
+    assert int.from_bytes(bytes.fromhex(res["read"][0]), "little") == top
+    forked = syscall_step(SYS_CLONE, [SIGCHLD, 0, 0, 0, 0], clone=True, child="sp", read=[(SP_SLOT, 8)])
+    res = target.run(program([forked]))["steps"][0]
+    assert res["child_exit"] == 0 and res["read"][0] == "00" * 8, "without CLONE_VM the store stays in the child"
+
+
+# --- race: racers live across rounds, setup/check steps, park children, pidns_of, prepare (issue 6) ---
+
+CLONE_NEWPID = 0x20000000
+
+def _park_step(at: int, set_tid: list[int], name: str | None = None) -> dict:
+    """clone3(CLONE_VM) whose child parks (stays alive in machine code until the round ends)."""
+    args, tids = clone3_args(set_tid, flags=CLONE_VM)
+    return syscall_step(SYS_CLONE3, [ARGS, len(args)], at=at, write={ARGS: args, SET_TID: tids}, clone=True,
+                        child="park", name=name)
+
+
+def test_racers_live_across_rounds_pinned_to_one_cpu_each(target):
+    res = target.run(program([race_step([syscall_step(SYS_GETPID, at=1)] * 2, rounds=4)], chain(1)))["steps"][0]
+    assert len(res["rounds"]) == 4 and res["racers"] == res["rounds"][-1]
+    pids = {tuple(r["ret"] for r in rnd) for rnd in res["rounds"]}
+    assert len(pids) == 1, "the same two racer processes ran every round"
+    if len(os.sched_getaffinity(0)) >= 2:
+        assert all(rnd[0]["cpu"] != rnd[1]["cpu"] for rnd in res["rounds"])
+    assert all(isinstance(r["tsc"], int) and "child" not in r and "read" not in r for r in res["racers"])
+    assert set(res["ms"]) == {"drop", "setup", "go", "check"}
+
+
+def test_race_setup_and_check_run_every_round_while_parked_children_live(target):
+    setup = [write_file_step("/proc/sys/kernel/ns_last_pid", "1499", at=1)]
+    res = target.run(program([race_step([_park_step(1, [1600, 1550], name="p")], rounds=3, setup=setup,
+                                        check=[pids_step()]), pids_step()], chain(1)))
+    race = res["steps"][0]
+    assert [s[0]["errno"] for s in race["setup"]] == [0, 0, 0]
+    assert [r[0]["ret"] for r in race["rounds"]] == [1600] * 3, "each round's child was gone before the next"
+    first, *repeats = race["check"]
+    assert [1550, 1600] in first[0]["nspids"]
+    assert repeats == [[None], [None]], "a check result equal to the previous round's comes back as null"
+    assert [1550, 1600] in res["steps"][1]["nspids"], "the last round's child was adopted by the worker"
+    assert [1550, 1600] not in target.run(program([pids_step()], chain(1)))["steps"][0]["nspids"]
+
+
+def test_pidns_of_creates_the_racers_children_in_a_held_processs_namespace(target):
+    init = syscall_step(SYS_CLONE, [CLONE_NEWPID | SIGCHLD, 0, 0, 0, 0], clone=True, child="hold", name="init")
+    racer = {**clone3_step(0, [7, 1700]), "pidns_of": "init"}  # set_tid: 7 in init's namespace, 1700 outside
+    res = target.run(program([race_step([racer], setup=[init])]))["steps"][0]
+    assert res["setup"][0][0]["child"]["nspid"][-1] == 1
+    assert res["racers"][0]["child"]["nspid"] == [1700, 7]
+    with pytest.raises(ProgramError, match="pidns_of"):
+        target.run(program([race_step([racer])]))
+
+
+def test_a_racer_that_kills_its_own_prepared_holder_frees_the_pid_at_once(target):
+    holder = occupy_step(1800, at=1, name="victim")
+    killer = {"op": "release", "at": 1, "name": "victim", "prepare": [holder]}
+    res = target.run(program([race_step([killer], rounds=2, check=[pids_step()])], chain(1)))["steps"][0]
+    for rnd, check in zip(res["rounds"], res["check"], strict=True):
+        assert rnd[0]["prepare"][0]["ok"] and rnd[0]["ok"]
+        assert check[0] is None or not any(v[-1] == 1800 and len(v) == 2 for v in check[0]["nspids"])
+
+
+def test_an_exiting_racer_is_forked_again_for_the_next_round(target):
+    res = target.run(program([race_step([{"op": "exit", "at": 1}, syscall_step(SYS_GETPID, at=1)], rounds=3)],
+                             chain(1)))["steps"][0]
+    assert [rnd[0] for rnd in res["rounds"]] == [{"racer_exit": 0}] * 3
+    assert all(rnd[1]["errno"] == 0 for rnd in res["rounds"])
+
+
+def test_a_failing_racer_aborts_the_race_and_leaves_no_racer_behind(target):
+    before = target.run(program([pids_step()], chain(1)))["steps"][0]["nspids"]
+    bad = {**clone3_step(1, [1900]), "child": "no-such-mode"}
+    with pytest.raises(ProgramError, match="cannot race"):
+        target.run(program([race_step([_park_step(1, [1901]), bad], rounds=3)], chain(1)))
+    after = target.run(program([pids_step()], chain(1)))["steps"][0]["nspids"]
+    assert sorted(after) == sorted(before)

@@ -6,10 +6,8 @@ import os
 import traceback
 from typing import Any
 
-from . import libc, procfs, race, steps, wire
+from . import libc, procfs, race_level, steps, wire
 from .reaper import Reaper
-
-RACER_TIMEOUT = 30.0
 
 
 class Executor:
@@ -20,7 +18,7 @@ class Executor:
         self.is_agent = is_agent
         self.reaper = Reaper()
         self.holders = steps.Holders(self.reaper)
-        self.racers: dict[int, tuple[int, int, dict[str, Any]]] = {}
+        self.racers = race_level.LevelRacers(self.holders)
 
     def handle(self, req: dict[str, Any]) -> Any:
         """Dispatch one request; raises StepError (or anything) on failure."""
@@ -29,11 +27,10 @@ class Executor:
             return steps.run_simple(req["step"], self.holders)
         if op == "spawn":
             return self.spawn(req)
-        if op == "race_start":
-            return self.race_start(req["step"], int(req["slot"]), int(req["gen"]))
-        if op == "race_collect":
-            return self.race_collect(int(req["slot"]))
+        if op.startswith("race_"):
+            return self.racers.handle(op, req)
         if op == "cleanup":
+            self.racers.kill_all()
             self.holders.clear(bool(req.get("keep")), bool(req.get("everything")))
             self.reaper.reap_orphans()
             return None
@@ -62,68 +59,6 @@ class Executor:
                 for fd in pair:
                     os.close(fd)
         return {"pid": pid}
-
-    def race_start(self, step: dict[str, Any], slot: int, gen: int) -> dict[str, int]:
-        """Fork a racer that prepares its step, spins on the barrier, then runs it."""
-        rfd, wfd = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            try:
-                os.close(rfd)
-                _racer_main(step, slot, gen, wfd, self.holders)
-            finally:
-                os._exit(0)
-        os.close(wfd)
-        self.reaper.own(pid)
-        self.racers[slot] = (pid, rfd, step)
-        return {"pid": pid}
-
-    def race_collect(self, slot: int) -> dict[str, Any]:
-        """The racer's step result (or how it ended), and adoption of what it left held."""
-        pid, rfd, step = self.racers.pop(slot)
-        timed_out = False
-        try:
-            reply = wire.recv(rfd, RACER_TIMEOUT)
-        except wire.WireError as e:
-            reply, timed_out = None, isinstance(e, wire.WireTimeout)
-        finally:
-            os.close(rfd)
-        status = self.reaper.kill(pid) if timed_out else self.reaper.wait(pid)
-        if timed_out:
-            raise steps.StepError(f"racer {slot} did not finish in {RACER_TIMEOUT} s")
-        if reply is None:
-            return {"racer_exit": status}
-        if not reply["ok"]:
-            raise steps.StepError(f"racer {slot}: {reply['error']}")
-        result = reply["result"]
-        self._adopt(step, result)
-        return result
-
-    def _adopt(self, step: dict[str, Any], result: dict[str, Any]) -> None:
-        """Held children of a racer were reparented to this level's init: take them over."""
-        if step.get("op") == "syscall" and step.get("child") == "hold" and result.get("ret", 0) > 0:
-            self.holders.add(result["ret"], step.get("as"))
-        elif step.get("op") == "release" and result.get("ok"):
-            self.holders.release(str(step["name"]))
-
-
-def _racer_main(step: dict[str, Any], slot: int, gen: int, wfd: int, holders: steps.Holders) -> None:
-    """In a racer: prepare, wait for the barrier, run the step, send its result."""
-    try:
-        op = step.get("op")
-        if op == "syscall":
-            steps.prepare_syscall(step)
-        if not race.racer_wait(slot, gen) or op == "exit":
-            return
-        if op == "syscall":
-            result = steps.invoke_syscall(step, holders)
-        elif op in ("write_file", "release", "read_file"):
-            result = steps.run_simple(step, holders)
-        else:
-            raise steps.StepError(f"step {op!r} cannot race")
-        wire.send(wfd, {"ok": True, "result": result})
-    except Exception as e:
-        wire.send(wfd, {"ok": False, "error": f"{type(e).__name__}: {e}"})
 
 
 def _close_fds_except(keep: set[int]) -> None:

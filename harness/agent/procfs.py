@@ -26,6 +26,37 @@ def all_nspids() -> list[list[int]]:
     return sorted(out)
 
 
+def pid_ns_inode(pid: int | str = "self") -> int:
+    """The inode of a task's pid namespace (`/proc/<pid>/ns/pid` -> "pid:[N]"); 0 when unreadable."""
+    try:
+        link = os.readlink(f"/proc/{pid}/ns/pid")
+    except OSError:
+        return 0
+    return int(link[link.index("[") + 1:-1])
+
+
+def all_tasks() -> list[tuple[list[int], int]]:
+    """(NSpid, pid namespace inode) of every task visible in /proc, sorted; vanished tasks are skipped.
+
+    A one-entry NSpid means the namespace of this /proc mount: its inode is read once (a guest has
+    dozens of kernel threads there, and readlink costs under TCG).
+    """
+    out = []
+    root = 0
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                vector = nspid(name)
+            except OSError:
+                continue
+            if len(vector) == 1:
+                root = root or pid_ns_inode(name)
+                out.append((vector, root))
+            else:
+                out.append((vector, pid_ns_inode(name)))
+    return sorted(out)
+
+
 def read_text(path: str) -> dict[str, object]:
     """{"data": str} or {"errno": n}."""
     try:

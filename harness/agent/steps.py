@@ -74,14 +74,14 @@ def invoke_syscall(step: dict[str, Any], holders: Holders) -> dict[str, Any]:
     """Make the call (after prepare_syscall) and handle a child it may create."""
     regs = [int(r) for r in step.get("regs", [])]
     mode = step.get("child", "report") if step.get("clone") else None
-    if mode not in (None, "report", "hold", "exit"):
+    if mode not in (None, "report", "hold", "exit", "sp"):
         raise StepError(f"unknown child mode {mode!r}")
     rfd = wfd = -1
     if mode in ("report", "hold"):
         rfd, wfd = os.pipe()
     me = os.getpid()
-    if mode == "exit":
-        ret, err = trampoline.syscall_child_exits(int(step["nr"]), *regs)
+    if mode in ("exit", "sp"):
+        ret, err = trampoline.syscall_child_exits(int(step["nr"]), *regs, store_sp=mode == "sp")
     else:
         ret, err = libc.syscall(int(step["nr"]), *regs)
     if (ret == 0 and mode in ("report", "hold")) or os.getpid() != me:
@@ -101,13 +101,55 @@ def invoke_syscall(step: dict[str, Any], holders: Holders) -> dict[str, Any]:
                 holders.add(ret, step.get("as"))
             else:
                 result["child_exit"] = holders.reaper.wait(ret)
-        elif ret > 0 and mode == "exit":
+        elif ret > 0 and mode in ("exit", "sp"):
             result["child_exit"] = holders.reaper.wait(ret)
     finally:
         for fd in (rfd, wfd):
             if fd >= 0:
                 os.close(fd)
     return result
+
+
+SWEEP_MAX = 100_000
+
+
+def sweep_values(step: dict[str, Any]) -> list[int]:
+    """`values`, or `range: [start, stop]` (stop excluded)."""
+    if "range" in step:
+        start, stop = (int(v) for v in step["range"])
+        values = range(start, stop)
+    else:
+        values = [int(v) for v in step.get("values", [])]
+    if len(values) > SWEEP_MAX:
+        raise StepError(f"a sweep has at most {SWEEP_MAX} values")
+    return list(values)
+
+
+def sweep(step: dict[str, Any], holders: Holders) -> dict[str, Any]:
+    """One syscall step repeated with one thing varied per value; compact results (PROGRAMS.md)."""
+    base = step.get("step")
+    vary = step.get("vary")
+    if not isinstance(base, dict) or base.get("op") != "syscall" or not isinstance(vary, dict):
+        raise StepError("a sweep needs a syscall `step` and a `vary` object")
+    out = []
+    for value in sweep_values(step):
+        one = dict(base)
+        if "reg" in vary:
+            regs = (list(base.get("regs", [])) + [0] * 6)[:6]
+            regs[int(vary["reg"])] = value
+            one["regs"] = regs
+        elif "write_at" in vary:
+            one["write"] = [*base.get("write", []), [value, vary["write_at"]]]
+        elif "word_at" in vary:
+            size = int(vary.get("size", 8))
+            data = (value % (1 << (8 * size))).to_bytes(size, "little").hex()
+            one["write"] = [*base.get("write", []), [int(vary["word_at"]), data]]
+        else:
+            raise StepError(f"unknown sweep vary {vary!r}")
+        prepare_syscall(one)
+        res = invoke_syscall(one, holders)
+        out.append([res["ret"], res["errno"], res["child_exit"]])
+    return {"results": out}
 
 
 def occupy(step: dict[str, Any], holders: Holders) -> dict[str, Any]:
@@ -143,12 +185,17 @@ def run_simple(step: dict[str, Any], holders: Holders) -> dict[str, Any]:
     if op == "syscall":
         prepare_syscall(step)
         return invoke_syscall(step, holders)
+    if op == "sweep":
+        return sweep(step, holders)
     if op == "occupy":
         return occupy(step, holders)
     if op == "release":
         return {"ok": holders.release(str(step["name"]))}
     if op == "pids":
         holders.reaper.reap_orphans()
+        if step.get("ns"):
+            tasks = procfs.all_tasks()
+            return {"nspids": [v for v, _ in tasks], "ns": [ino for _, ino in tasks]}
         return {"nspids": procfs.all_nspids()}
     if op == "read_file":
         return procfs.read_text(str(step["path"]))
