@@ -114,6 +114,9 @@ PATTERNS: list[tuple[re.Pattern, str, _Titler]] = [
     (re.compile(r"BUG: KASAN: ([\w-]+) in ([\w.$]+)"), "kasan", _kasan),
     (re.compile(r"BUG: KFENCE: ([\w-]+ [\w-]+) in ([\w.$]+)"), "kasan",
      lambda m, lines: f"KFENCE: {m.group(1)} in {m.group(2)}"),
+    # KCSAN's other bug type (ASSERT_EXCLUSIVE_*), and a race at unknown origin (one %pS frame, offset cut)
+    (re.compile(r"BUG: KCSAN: (assert: race|[\w-]+) in ([\w.$]+)(?:\+0x[0-9a-f]+/0x[0-9a-f]+)?(?: / ([\w.$]+))?$"),
+     "kcsan", lambda m, lines: f"KCSAN: {m.group(1)} in {m.group(2)}" + (f" / {m.group(3)}" if m.group(3) else "")),
     (re.compile(r"BUG: KCSAN: ([\w-]+) in (\S+)(?: / (\S+))?"), "kcsan",
      lambda m, lines: f"KCSAN: {m.group(1)} in {m.group(2)}" + (f" / {m.group(3)}" if m.group(3) else "")),
     (re.compile(r"UBSAN: ([\w-]+) in (\S+?)(?::\d+)*$"), "ubsan",
@@ -124,6 +127,15 @@ PATTERNS: list[tuple[re.Pattern, str, _Titler]] = [
      lambda m, lines: f"possible deadlock{_where(lines, _lock_site, _first_frame)}"),
     (re.compile(r"WARNING: inconsistent lock state"), "lockdep",
      lambda m, lines: f"inconsistent lock state{_where(lines, _lock_site, _first_frame)}"),
+    # lockdep's irq-safety reports are deadlocks too (titles as syzkaller's)
+    (re.compile(r"WARNING: possible irq lock inversion dependency detected|"
+                r"WARNING: \w+-safe -> \w+-unsafe lock order detected"), "lockdep",
+     lambda m, lines: f"possible deadlock{_where(lines, _lock_site, _first_frame)}"),
+    (re.compile(r"\[ BUG: Invalid wait context \]"), "lockdep",
+     lambda m, lines: f"BUG: Invalid wait context{_where(lines, _lock_site, _first_frame)}"),
+    (re.compile(r"WARNING: (chain_key collision|Nested lock was not taken|bad contention detected!|"
+                r"\S+ still has locks held!)"), "lockdep",
+     lambda m, lines: f"{re.sub(r'^.* still', 'still', m.group(1)).rstrip('!')}{_where(lines, _first_frame)}"),
     (re.compile(r"WARNING: (suspicious RCU usage|bad unlock balance detected!|held lock freed!|"
                 r"lock held when returning to user space!)"), "lockdep",
      lambda m, lines: f"{m.group(1).rstrip('!')}{_where(lines, _first_frame)}"),

@@ -24,6 +24,13 @@ EXPECTED = {
     "ubsan_shift.log": ("UBSAN: shift-out-of-bounds in kernel/pid.c", "ubsan"),
     "null_deref_oops.log": ("BUG: kernel NULL pointer dereference in put_pid", "oops"),
     "sleeping_in_atomic.log": ("BUG: sleeping function called from invalid context in alloc_pid", "bug"),
+    # KCSAN's and lockdep's other report shapes (kernel/kcsan/report.c, kernel/locking/lockdep.c in 6.1)
+    "kcsan_assert_race.log": ("KCSAN: assert: race in alloc_pid / free_pid", "kcsan"),
+    "kcsan_unknown_origin.log": ("KCSAN: data-race in alloc_pid", "kcsan"),
+    "lockdep_irq_inversion.log": ("possible deadlock in alloc_pid", "lockdep"),
+    "lockdep_safe_unsafe.log": ("possible deadlock in free_pid", "lockdep"),
+    "lockdep_invalid_wait_context.log": ("BUG: Invalid wait context in alloc_pid", "lockdep"),
+    "lockdep_locks_held_exit.log": ("still has locks held in do_exit", "lockdep"),
 }
 
 
@@ -93,3 +100,13 @@ def test_two_reports_are_both_listed():
 def test_timestamp_and_caller_id_are_stripped():
     assert strip_prefix("[   12.345678][    T1] BUG: x") == "BUG: x"
     assert strip_prefix("[    0.000000] Linux version") == "Linux version"
+
+
+def test_race_suite_reports_are_recognised_when_they_interrupt_a_clean_boot():
+    """What issue 6's race suite relies on: a KCSAN or lockdep report anywhere in a clean console log
+    is a crash of its own kind, whatever came before it."""
+    clean = (DATA / "clean_boot_microvm.log").read_text()
+    for name, kind in (("kcsan_data_race.log", "kcsan"), ("kcsan_assert_race.log", "kcsan"),
+                       ("lockdep_irq_inversion.log", "lockdep"), ("lockdep_circular.log", "lockdep")):
+        crash = scan(clean + (DATA / name).read_text())
+        assert crash is not None and crash.kind == kind, name
