@@ -16,7 +16,10 @@ from hypothesis.database import DirectoryBasedExampleDatabase
 from .paths import cache_dir
 
 # Programs run in a VM: a single example can take tens of ms, so per-example deadlines are off.
-_SLOW_OK = [HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large]
+# The suite's fixtures (target, profile) are the same for every example of a test, so hypothesis's
+# warning about function-scoped fixtures does not apply.
+_SLOW_OK = [HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large,
+            HealthCheck.function_scoped_fixture]
 
 PROFILES = {
     "ci": {"max_examples": 25, "derandomize": True, "database": None, "deadline": None,
@@ -27,6 +30,20 @@ PROFILES = {
     "fuzz": {"max_examples": 1_000_000, "deadline": None, "suppress_health_check": _SLOW_OK,
              "stateful_step_count": 200, "print_blob": True},
 }
+
+
+# A stateful example is long (every step is a program in a VM): fewer examples than the profile's
+# max_examples. ci: 10 examples x 45 steps, about 280 programs (some rules are no-ops in a given state),
+# and no shrinking: replaying 45 steps per attempt under TCG, hypothesis gives up after 5 minutes with
+# little progress; the failing steps and the replay JSON are printed anyway (dev and fuzz shrink).
+STATEFUL = {"ci": {"max_examples": 10, "stateful_step_count": 45,
+                   "phases": [Phase.explicit, Phase.reuse, Phase.generate]},
+            "dev": {"max_examples": 50}, "fuzz": {}}
+
+
+def stateful_settings(profile_name: str) -> settings:
+    """The loaded profile's settings, with the stateful test's example count for `profile_name`."""
+    return settings(settings.default, **STATEFUL.get(profile_name, {}))
 
 
 def race_rounds_default(profile_name: str) -> int:

@@ -1,4 +1,4 @@
-"""Which pids are free at which level, read from a target (before the oracle model takes over)."""
+"""Which pids are free at which level, read from a target through the oracle's view of a chain."""
 
 from __future__ import annotations
 
@@ -6,7 +6,13 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
+from .oracle.choices import free_pid
+from .oracle.model import RESERVED_PIDS, Level
+from .oracle.runner import shared_levels
+from .oracle.sync import chain_base, observe, sync_steps
 from .programs import pids_step, program
+
+SHARED_MARGIN = 64  # on a shared level, stay this far ahead of the cursor (kernel threads allocate there)
 
 
 def used_pids(target: Any, chain_spec: dict | None = None) -> dict[int, set[int]]:
@@ -23,19 +29,39 @@ def used_pids(target: Any, chain_spec: dict | None = None) -> dict[int, set[int]
     return used
 
 
+def chain_levels(target: Any, chain_spec: dict | None = None) -> tuple[list[Level], dict[int, set[int]]]:
+    """The chain's levels as the oracle sees them (exact pids in use in *its* namespaces, cursors), and
+    the conservative per-index union of every task's NSpid (for levels deeper than the chain)."""
+    spec = chain_spec or {"levels": []}
+    depth = len(spec["levels"])
+    reply = target.run(program(sync_steps(depth), spec))
+    base = chain_base(spec, reply["chain"], target.info.root_level, shared_levels(target))
+    state = observe(base, reply["chain"]["workers"], reply["steps"]).state
+    union: dict[int, set[int]] = {}
+    for vector in reply["steps"][0]["nspids"]:
+        for level, pid in enumerate(vector):
+            union.setdefault(level, set()).add(pid)
+    return state.levels, union
+
+
 def pick_free(target: Any, levels: int | Sequence[int], chain_spec: dict | None = None, seed: int | None = None,
               low: int | None = None) -> list[int]:
     """Distinct pids, each free at its level: `levels` is a count (levels 0..n-1, outermost first)
-    or an explicit list of levels; drawn from the upper half of pid_max."""
-    used = used_pids(target, chain_spec)
+    or an explicit list of levels; drawn from the upper half of pid_max (or from `low` up).
+
+    Free means free in the chain's own namespace (exact); levels deeper than the chain use the
+    conservative union; on a shared level (a guest's initial namespace) the next SHARED_MARGIN pids
+    after the cursor are avoided.
+    """
+    known, union = chain_levels(target, chain_spec)
     rng = random.Random(seed)
-    pid_max = target.info.pid_max
-    lo = low if low is not None else max(pid_max // 2, 301)
     chosen: list[int] = []
     for level in range(levels) if isinstance(levels, int) else levels:
-        while True:
-            pid = rng.randrange(lo, pid_max)
-            if pid not in used.get(level, set()) and pid not in chosen:
-                chosen.append(pid)
-                break
+        lv = known[level] if level < len(known) else Level(pid_max=target.info.pid_max, used=union.get(level, set()))
+        lo = low if low is not None else max(lv.pid_max // 2, RESERVED_PIDS + 1)
+        avoid = set(chosen)
+        if lv.shared:
+            avoid |= set(range(lv.cursor, lv.cursor + SHARED_MARGIN))
+        pid = rng.randrange(lo, lv.pid_max)
+        chosen.append(pid if lv.is_free(pid) and pid not in avoid else free_pid(lv, rng.randrange(1 << 16), avoid))
     return chosen
