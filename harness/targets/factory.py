@@ -3,31 +3,50 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from ..errors import UsageError
 from .base import Target
 
+if TYPE_CHECKING:
+    from ..kernel_build import BuildRequest
 
-def kernel_for(config: pytest.Config) -> Path:
-    """--kernel as given, else build (or reuse) the kernel --tree/--stock/--fragment/--patch describe."""
-    from ..kernel_build import BuildRequest, build_kernel, reference_request
-    from ..kernel_image import inspect_bzimage
 
-    image = config.getoption("--kernel")
+def build_request(config: pytest.Config) -> BuildRequest:
+    """The kernel --tree/--stock/--fragment/--patch describe (ignores --kernel)."""
+    from ..kernel_build import BuildRequest, reference_request
+
     tree = config.getoption("--tree")
     fragments = tuple(config.getoption("--fragment"))
     patches = tuple(config.getoption("--patch"))
+    if tree is not None:
+        return BuildRequest(tree=tree, fragments=fragments)
+    if config.getoption("--stock"):
+        return BuildRequest(fragments=fragments, patches=patches)
+    return reference_request(fragments, patches)
+
+
+def kernel_source(config: pytest.Config) -> BuildRequest | None:
+    """The source the kernel under test is built from; None when only a binary is known (--kernel, host)."""
+    if config.getoption("--target") == "host" or config.getoption("--kernel") is not None:
+        return None
+    return build_request(config)
+
+
+def kernel_for(config: pytest.Config) -> Path:
+    """--kernel as given, else build (or reuse) the kernel --tree/--stock/--fragment/--patch describe."""
+    from ..kernel_build import build_kernel
+    from ..kernel_image import inspect_bzimage
+
+    image = config.getoption("--kernel")
     if image is not None:
-        if tree is not None or fragments or patches or config.getoption("--stock"):
+        if (config.getoption("--tree") is not None or config.getoption("--fragment") or config.getoption("--patch")
+                or config.getoption("--stock")):
             raise UsageError("--kernel takes a finished image: drop --tree/--patch/--fragment/--stock")
         return inspect_bzimage(image).path
-    if tree is not None:
-        return build_kernel(BuildRequest(tree=tree, fragments=fragments))
-    if config.getoption("--stock"):
-        return build_kernel(BuildRequest(fragments=fragments, patches=patches))
-    return build_kernel(reference_request(fragments, patches))
+    return build_kernel(build_request(config))
 
 
 def make_target(config: pytest.Config) -> Target:

@@ -1,0 +1,38 @@
+"""The spec's struct tables, written out here independently of harness/profiles (seed 003, NOTES.md,
+include/uapi/linux/sched.h of Linux 6.1): name, offset, size of every field, per struct version."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Layout:
+    profile: str
+    version: str
+    header: str  # the UAPI header that defines the struct
+    struct: str  # its C name
+    size_macro: str  # the header's macro for this version's size
+    size: int
+    fields: tuple[tuple[str, int, int], ...]  # (name, offset, size)
+
+    @property
+    def names(self) -> list[str]:
+        return [name for name, _, _ in self.fields]
+
+
+ECLONE = Layout("eclone", "seed003", "linux/eclone.h", "eclone_args", "ECLONE_ARGS_SIZE_VER0", 56, (
+    ("clone_flags_high", 0, 8), ("child_stack_base", 8, 8), ("child_stack_size", 16, 8),
+    ("parent_tid_ptr", 24, 8), ("child_tid_ptr", 32, 8), ("nr_pids", 40, 4), ("reserved0", 44, 4),
+    ("reserved1", 48, 8)))
+
+_VER0 = (("flags", 0, 8), ("pidfd", 8, 8), ("child_tid", 16, 8), ("parent_tid", 24, 8), ("exit_signal", 32, 8),
+         ("stack", 40, 8), ("stack_size", 48, 8), ("tls", 56, 8))
+_VER1 = (*_VER0, ("set_tid", 64, 8), ("set_tid_size", 72, 8))
+_VER2 = (*_VER1, ("cgroup", 80, 8))
+CLONE3_VER0 = Layout("clone3", "VER0", "linux/sched.h", "clone_args", "CLONE_ARGS_SIZE_VER0", 64, _VER0)
+CLONE3_VER1 = Layout("clone3", "VER1", "linux/sched.h", "clone_args", "CLONE_ARGS_SIZE_VER1", 80, _VER1)
+CLONE3_VER2 = Layout("clone3", "VER2", "linux/sched.h", "clone_args", "CLONE_ARGS_SIZE_VER2", 88, _VER2)
+
+LAYOUTS = (ECLONE, CLONE3_VER0, CLONE3_VER1, CLONE3_VER2)
+NEWEST = {"eclone": ECLONE, "clone3": CLONE3_VER2}  # every field the struct has
