@@ -15,6 +15,7 @@ import pytest
 from .errors import GuestCrash, HarnessError
 from .hypothesis_profiles import race_rounds_default, register
 from .profiles import ALL_PROFILES, Profile, make_profile
+from .repro.record import Recording, save
 from .summary import SummaryCollector
 
 register()  # before hypothesis's own plugin reads --hypothesis-profile
@@ -37,6 +38,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--eclone-nr", type=int, default=None, metavar="N", help="eclone syscall number (default 451)")
     group.addoption("--results", type=Path, default=None, metavar="DIR",
                     help="write summary.json and console.log here")
+    group.addoption("--ktap", type=Path, default=None, metavar="FILE", help="also write the results as KTAP")
     group.addoption("--race-rounds", type=int, default=None, metavar="N",
                     help="rounds per race test (default: by hypothesis profile, ci=30, dev=200, fuzz=2000)")
 
@@ -73,6 +75,22 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("profile", names, indirect=True, ids=names)
 
 
+class RecordingTarget:
+    """The session's target, remembering each test's programs and results for its reproducer."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.recording = Recording()
+
+    def run(self, program: dict[str, Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
+        result = self.inner.run(program, *args, **kwargs)
+        self.recording.add(program, result)
+        return result
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
 class _Session:
     """The one target of this pytest process (one per xdist worker), created on first use."""
 
@@ -88,8 +106,9 @@ class _Session:
         if self.target is None:
             from .targets.factory import make_target
             try:
-                self.target = make_target(self.config)
-                self.target.start()
+                inner = make_target(self.config)
+                inner.start()
+                self.target = RecordingTarget(inner)
             except HarnessError as err:
                 self.failure = str(err)
                 FATAL_ERRORS.append(str(err))  # `harness run` prints it as its one error line
@@ -131,6 +150,14 @@ def target(request: pytest.FixtureRequest) -> Any:
 
 
 @pytest.fixture(scope="session")
+def kernel_source(request: pytest.FixtureRequest) -> Any:
+    """The BuildRequest (tree, patches) the kernel under test was built from, or None when only a binary
+    is known (--kernel IMAGE, --target=host): tests that read the tree's headers skip then."""
+    from .targets.factory import kernel_source as source_of
+    return source_of(request.config)
+
+
+@pytest.fixture(scope="session")
 def race_rounds(request: pytest.FixtureRequest) -> int:
     """Rounds each race test runs: --race-rounds, else the hypothesis profile's default."""
     rounds = request.config.getoption("--race-rounds")
@@ -150,6 +177,25 @@ def profile(request: pytest.FixtureRequest, target: Any) -> Profile:
     return prof
 
 
+@pytest.fixture(autouse=True)
+def _fresh_recording(request: pytest.FixtureRequest) -> None:
+    """Each test's reproducer holds only its own programs."""
+    session = request.config.stash.get(_SESSION_KEY, None)
+    if session is not None and session.target is not None:
+        info = session.target.info
+        session.target.recording = Recording(test=request.node.nodeid, kernel=info.kernel, target=info.name)
+
+
+def _save_reproducer(item: pytest.Item, target: Any, report: pytest.TestReport) -> None:
+    """A failed test's programs go to <results>/repro/ (replay: python -m harness repro FILE)."""
+    results = item.config.getoption("--results", None)
+    recording = getattr(target, "recording", None)
+    if results is None or recording is None or not recording.runs or recording.test != item.nodeid:
+        return
+    path = save(recording, Path(results) / "repro")
+    report.sections.append(("reproducer", f"python -m harness repro {path}"))
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     """A crash reported on the console while a test ran fails that test, with the excerpt."""
@@ -159,6 +205,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         return
     session = item.config.stash.get(_SESSION_KEY, None)
     target = session.target if session else None
+    if report.failed and target is not None:
+        _save_reproducer(item, target, report)
     if call.excinfo is not None and call.excinfo.errisinstance(GuestCrash):
         report.sections.append(("kernel console", call.excinfo.value.excerpt))
         return

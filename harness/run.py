@@ -22,15 +22,27 @@ def results_dir(given: Path | None) -> Path:
     return path
 
 
+def kernel_options(args: argparse.Namespace) -> list[str]:
+    """How the kernel was chosen, so tests that read its source tree (UAPI headers) can find it."""
+    argv = ["--tree", str(args.tree)] if args.tree else ["--stock"] if args.stock else []
+    for fragment in args.fragment:
+        argv += ["--fragment", fragment]
+    for patch in args.patch:
+        argv += ["--patch", str(Path(patch).resolve())]
+    return argv
+
+
 def pytest_argv(args: argparse.Namespace, results: Path) -> list[str]:
     """The pytest command line equivalent to these CLI options."""
     argv = [str(REPO_ROOT / "suite"), "-c", str(REPO_ROOT / "pytest.ini"), "--rootdir", str(REPO_ROOT),
-            "--target", args.target, "--results", str(results), "--junitxml", str(results / "junit.xml")]
+            "--target", args.target, "--results", str(results), "--junitxml", str(results / "junit.xml"),
+            "--ktap", str(results / "results.ktap")]
     if args.target == "qemu":
         from .commands import resolve_kernel
         from .qemu_config import QemuConfig, require_binary
         require_binary(QemuConfig().binary)  # before a kernel build that would be wasted
-        argv += ["--kernel", str(resolve_kernel(args))]
+        image = resolve_kernel(args)  # built here, with progress; pytest then finds it cached
+        argv += kernel_options(args) if args.kernel is None else ["--kernel", str(image)]
     elif args.kernel or args.tree or args.patch or args.fragment or args.stock:
         raise UsageError("--target host tests the running kernel: drop --kernel/--tree/--patch/--fragment/--stock")
     for name in args.profile:
@@ -51,5 +63,5 @@ def run_suite(args: argparse.Namespace) -> int:
     code = pytest.main(argv)
     if FATAL_ERRORS:
         raise EnvError(FATAL_ERRORS[-1])
-    note(f"results: {results} (junit.xml, summary.json, console.log)")
+    note(f"results: {results} (junit.xml, results.ktap, summary.json, console.log, repro/ for failures)")
     return _EXIT.get(code, 2)

@@ -77,8 +77,15 @@ class SummaryCollector:
             terminalreporter.write_line(line)
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if hasattr(self.config, "workerinput"):
+            return
+        ktap = self.config.getoption("--ktap", None)
+        if ktap is not None:
+            from .ktap import render_ktap
+            Path(ktap).parent.mkdir(parents=True, exist_ok=True)
+            Path(ktap).write_text(render_ktap(self.tests.values()))
         results = self.config.getoption("--results", None)
-        if results is None or hasattr(self.config, "workerinput"):
+        if results is None:
             return
         Path(results).mkdir(parents=True, exist_ok=True)
         totals = Counter(e["outcome"] for e in self.tests.values())
