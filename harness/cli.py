@@ -1,4 +1,4 @@
-"""The command line: kernel builds, suite runs, benchmarks. Errors become one line and exit 2."""
+"""The command line: kernel builds, suite runs, mutants, benchmarks. Errors become one line and exit 2."""
 
 from __future__ import annotations
 
@@ -44,7 +44,52 @@ def build_parser() -> argparse.ArgumentParser:
     _add_kernel_choice(bench)
     bench.add_argument("--target", choices=["qemu", "host"], default="qemu")
     bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _add_mutants(sub)
+    _add_repro_and_peers(sub)
     return parser
+
+
+def _add_repro_and_peers(sub: argparse._SubParsersAction) -> None:
+    repro = sub.add_parser(
+        "repro", help="replay a failed test's programs (results/.../repro/*.json) on a kernel",
+        description="Replay the programs a failed test ran and compare the outcomes with the recorded ones. "
+                    "Exit 1 when the recorded outcome reproduces, 0 when this kernel behaves differently "
+                    "(git bisect run reads that as bad/good), 2 on usage errors.")
+    repro.add_argument("file", type=Path, metavar="FILE", help="a reproducer JSON written by a failed test")
+    _add_kernel_choice(repro)
+    repro.add_argument("--target", choices=["qemu", "host"], default="qemu")
+    repro.add_argument("--c", type=Path, default=None, metavar="OUT.c",
+                       help="also write a standalone C reproducer; its expectations are this kernel's outcomes")
+    peers = sub.add_parser("peers", help="run the kernel's own clone3 selftests on a kernel (the mutation peers)")
+    _add_kernel_choice(peers)
+
+
+def _add_mutants(sub: argparse._SubParsersAction) -> None:
+    mut = sub.add_parser(
+        "mutants", help="run the suite on each kernel mutant (qemu/mutants/*.patch): killed or SURVIVED",
+        description="Build each mutant of qemu/mutants/ on top of the reference series (incrementally), boot it, "
+                    "run the suite, and print which tests kill it. The reference kernel runs first as the "
+                    "baseline: a test that fails there does not count as a kill. Writes mutants.json; exit 0 "
+                    "when every mutant is killed and the reference passes, 1 otherwise, 2 on usage errors.")
+    mut.add_argument("--only", action="append", default=[], metavar="NAME",
+                     help="this mutant only (file name without .patch); repeatable")
+    mut.add_argument("--list", action="store_true", help="list the mutants and their bug classes, run nothing")
+    mut.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
+                     help="suite runs (VMs) in parallel (default 1); kernel builds are serialised anyway")
+    mut.add_argument("--suite", action="append", default=[], metavar="PATH",
+                     help="test path (or node id) to run instead of the whole suite/; repeatable")
+    mut.add_argument("--results", type=Path, metavar="DIR",
+                     help="mutants.json and one log dir per run (default results/mutants)")
+    mut.add_argument("--timeout", type=float, default=1800.0, metavar="SECONDS",
+                     help="limit for one suite run (default 1800); past it the run counts as a timeout")
+    mut.add_argument("--race-rounds", type=int, default=None, metavar="N", help="passed to pytest")
+    mut.add_argument("--hypothesis-profile", default=None, metavar="NAME",
+                     help="passed to pytest (ci, dev, fuzz; default ci)")
+    mut.add_argument("--quick", action="store_true",
+                     help="stop each mutant's run at its first kill (verdicts stay exact, killer lists are cut)")
+    mut.add_argument("--fresh-baseline", action="store_true",
+                     help="rerun the reference kernel even when a clean run of the same code is cached")
+    mut.add_argument("pytest_args", nargs=argparse.REMAINDER, help="after --: passed to pytest")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,6 +102,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             from .commands import run_command
             return run_command(args)
+        if args.command == "repro":
+            from .repro.command import repro_command
+            return repro_command(args)
+        if args.command == "peers":
+            from .commands import peers_command
+            return peers_command(args)
+        if args.command == "mutants":
+            from .commands import mutants_command
+            return mutants_command(args)
         if args.command == "bench":
             from .bench import bench_command
             return bench_command(args)
