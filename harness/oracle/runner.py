@@ -50,13 +50,17 @@ class Verdict:
     problems: list[str] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
 
-    def report(self) -> str:
-        """The disagreement and the program(s) that replay it (JSON, in order)."""
+    def summary(self) -> str:
+        """The call, what the model said, what the kernel did, and every disagreement."""
         lines = [f"{self.profile} at level {self.spawn.at} with pids {list(self.spawn.pids or [])}"
                  f"{' + CLONE_NEWPID' if self.spawn.newpid else ''}: model says {describe(self.outcome)}; "
                  f"kernel: {describe_result(self.result)}", *self.problems]
+        return "\n".join(lines)
+
+    def report(self) -> str:
+        """The summary and the program(s) that replay it (JSON, in order)."""
         repro = {"profile": self.profile, "programs": [*self.history, self.run.program]}
-        return "\n".join(lines) + "\nreplay: " + json.dumps(repro, separators=(",", ":"))
+        return self.summary() + "\nreplay: " + json.dumps(repro, separators=(",", ":"))
 
 
 class ChainModel:
