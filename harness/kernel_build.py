@@ -144,6 +144,29 @@ def _break_link(path: Path) -> None:
         os.replace(tmp, path)
 
 
+def _snapshot(work: Path, rels: list[str]) -> dict[str, tuple[bytes, int]]:
+    """Content and mtime of the files the current patch set touched, before switching to another set."""
+    snap = {}
+    for rel in rels:
+        path = work / rel
+        if path.is_file():
+            snap[rel] = (path.read_bytes(), path.stat().st_mtime_ns)
+    return snap
+
+
+def _keep_unchanged_mtimes(work: Path, before: dict[str, tuple[bytes, int]]) -> None:
+    """A file that ends up with the content it had before the switch gets its old mtime back.
+
+    Switching from the reference series to reference + one mutant reverts and re-applies every file
+    the series touches; without this, make would rebuild everything that includes
+    include/linux/sched/task.h or syscalls.h (minutes) instead of the one file the mutant changes.
+    """
+    for rel, (data, mtime_ns) in before.items():
+        path = work / rel
+        if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
+            os.utime(path, ns=(mtime_ns, mtime_ns))
+
+
 def prepare_work_tree(patches: tuple[Path, ...]) -> Path:
     """A hard-linked copy of the pristine tree with exactly `patches` applied (others reverted)."""
     pristine = pristine_tree()
@@ -159,6 +182,7 @@ def prepare_work_tree(patches: tuple[Path, ...]) -> Path:
     wanted = [_sha(p.read_bytes()) for p in patches]
     if applied["patches"] == wanted:
         return work
+    before = _snapshot(work, applied["files"])
     for rel in applied["files"]:
         _restore_from_pristine(work, pristine, rel)
     stamp_path.write_text(json.dumps({"patches": [], "files": []}))
@@ -173,6 +197,7 @@ def prepare_work_tree(patches: tuple[Path, ...]) -> Path:
                               cwd=work, capture_output=True, text=True)
         if proc.returncode != 0:
             raise BuildError(f"patch {patch.name} does not apply: {proc.stdout.strip().splitlines()[-1:]}")
+    _keep_unchanged_mtimes(work, before)
     stamp_path.write_text(json.dumps({"patches": wanted, "files": sorted(set(touched))}))
     return work
 
