@@ -88,9 +88,8 @@ def c_spawn_rate(target: Target, binary: Path, seconds: float = SPAWN_SECONDS) -
     """Copy the C loop into the target's /tmp (write_file hex + mode), exec it for about `seconds`."""
     path = f"/tmp/eclone-bench-spawn-{uuid.uuid4().hex[:12]}"
     timeout = min(EXEC_MAX_TIMEOUT, seconds + 10.0)
-    steps = [{"op": "write_file", "path": path, "hex": binary.read_bytes().hex(), "mode": 0o755},
-             {"op": "exec", "argv": [path, str(10**9), str(int(seconds * 1000)), "-u"], "timeout": timeout}]
-    from .programs import program
+    from .programs import install_and_exec_steps, program
+    steps = install_and_exec_steps(binary.read_bytes(), path, [str(10**9), str(int(seconds * 1000)), "-u"], timeout)
     try:
         wrote, ran = target.run(program(steps), timeout=timeout + 60.0)["steps"]
     finally:

@@ -20,6 +20,7 @@ from typing import Any
 
 from .errors import BuildError, EnvError
 from .paths import cache_dir
+from .programs import install_and_exec_steps, program
 
 SELFTESTS = ("clone3", "clone3_clear_sighand", "clone3_set_tid", "clone3_cap_checkpoint_restore")
 SELFTEST_DIR = Path("tools/testing/selftests/clone3")
@@ -101,9 +102,8 @@ def run_selftests(target: Any, binaries: dict[str, Path], timeout: int = 25) -> 
     results = []
     for name, binary in binaries.items():
         path = f"{GUEST_DIR}-{name}"
-        steps = [{"op": "write_file", "path": path, "hex": binary.read_bytes().hex(), "mode": 0o755},
-                 {"op": "exec", "argv": [path], "timeout": timeout}]
-        reply = target.run({"steps": steps}, timeout=timeout + 60)
+        steps = install_and_exec_steps(binary.read_bytes(), path, timeout=timeout)
+        reply = target.run(program(steps), timeout=timeout + 60)
         written, run = reply["steps"]
         if written.get("errno"):
             raise EnvError(f"could not copy {name} into the target (errno {written['errno']})")

@@ -68,6 +68,13 @@ def write_file_step(path: str, data: str, at: int = 0) -> Step:
     return {"op": "write_file", "at": at, "path": path, "data": data}
 
 
+def install_and_exec_steps(binary: bytes, guest_path: str, args: Sequence[str] = (), timeout: float = 10,
+                           at: int = 0) -> list[Step]:
+    """Copy a binary into the target (executable) and run it there: the way host-built programs reach a guest."""
+    return [{"op": "write_file", "at": at, "path": guest_path, "hex": binary.hex(), "mode": 0o755},
+            {"op": "exec", "at": at, "argv": [guest_path, *args], "timeout": timeout}]
+
+
 def race_step(racers: Sequence[Step], rounds: int = 1, setup: Sequence[Step] = (),
               check: Sequence[Step] = ()) -> Step:
     """Racers released together, `rounds` times; each carries its own `at`. `setup` steps run before

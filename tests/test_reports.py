@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from harness.paths import MUTANTS_DIR, REPO_ROOT
+from harness.programs import install_and_exec_steps, program
 
 MUTANT = MUTANTS_DIR / "eclone-busy-wrong-errno.patch"
 CASE = "suite/semantics/test_pid_ranges.py::test_busy_pid_is_refused_with_the_profiles_errno_and_no_child"
@@ -24,8 +25,7 @@ def harness(*argv: str) -> subprocess.CompletedProcess[str]:
 def run_binary(kernel: Path, binary: Path) -> dict:
     from harness.targets.qemu import QemuTarget
     with QemuTarget(kernel) as target:
-        reply = target.run({"steps": [{"op": "write_file", "path": "/tmp/repro", "hex": binary.read_bytes().hex(),
-                                       "mode": 0o755}, {"op": "exec", "argv": ["/tmp/repro"], "timeout": 20}]})
+        reply = target.run(program(install_and_exec_steps(binary.read_bytes(), "/tmp/repro", timeout=20)))
     return reply["steps"][1]
 
 

@@ -10,7 +10,15 @@ import pytest
 
 from harness.errors import UsageError
 from harness.profiles import SpawnRequest, make_profile
-from harness.programs import chain, occupy_step, program, read_file_step, release_step, write_file_step
+from harness.programs import (
+    chain,
+    install_and_exec_steps,
+    occupy_step,
+    program,
+    read_file_step,
+    release_step,
+    write_file_step,
+)
 from harness.repro.c_reproducer import render_c
 from harness.repro.record import Recording, compare, expectations, load, save, signature
 
@@ -83,8 +91,7 @@ def test_the_c_reproducer_agrees_with_the_agent_on_the_reference_kernel(referenc
         source.write_text(render_c(prog, expectations(prog, result), result["steps"]))
         binary = tmp_path / "repro"
         subprocess.run(["gcc", "-O1", "-o", str(binary), str(source)], check=True)
-        ran = target.run({"steps": [{"op": "write_file", "path": "/tmp/repro", "hex": binary.read_bytes().hex(),
-                                     "mode": 0o755}, {"op": "exec", "argv": ["/tmp/repro"], "timeout": 20}]})
+        ran = target.run(program(install_and_exec_steps(binary.read_bytes(), "/tmp/repro", timeout=20)))
     out = ran["steps"][1]
     assert out["status"] == 0, out["stdout"] + out["stderr"]
     assert "child NSpid [3000, 77]" in out["stdout"] and "as expected" in out["stdout"]
