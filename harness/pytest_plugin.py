@@ -130,6 +130,7 @@ class _Session:
 
 
 _SESSION_KEY = pytest.StashKey[_Session]()
+_CONSOLE_MARK = pytest.StashKey[Any]()
 
 
 def _session(config: pytest.Config) -> _Session:
@@ -184,6 +185,23 @@ def _fresh_recording(request: pytest.FixtureRequest) -> None:
     if session is not None and session.target is not None:
         info = session.target.info
         session.target.recording = Recording(test=request.node.nodeid, kernel=info.kernel, target=info.name)
+        request.node.stash[_CONSOLE_MARK] = session.target.console_mark()
+
+
+def _console_section(item: pytest.Item, target: Any, report: pytest.TestReport) -> None:
+    """What the kernel printed while a failed test ran; named "Captured stdout ..." so junit.xml's
+    system-out carries it (junit_logging = system-out) next to the failure."""
+    if _CONSOLE_MARK not in item.stash:
+        return
+    text = target.console_since(item.stash[_CONSOLE_MARK])
+    if text is not None:
+        _add_console(item, report, f"--- kernel console during the test ---\n{text or '(nothing)'}\n")
+
+
+def _add_console(item: pytest.Item, report: pytest.TestReport, text: str) -> None:
+    """On the failed report (terminal) and on the item, whose teardown report junitxml writes as system-out."""
+    report.sections.append(("Captured stdout kernel console", text))
+    item.add_report_section("call", "stdout", text)
 
 
 def _save_reproducer(item: pytest.Item, target: Any, report: pytest.TestReport) -> None:
@@ -208,10 +226,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.failed and target is not None:
         _save_reproducer(item, target, report)
     if call.excinfo is not None and call.excinfo.errisinstance(GuestCrash):
-        report.sections.append(("kernel console", call.excinfo.value.excerpt))
+        _add_console(item, report, call.excinfo.value.excerpt)
         return
     crash = target.take_crash() if target is not None and hasattr(target, "take_crash") else None
     if crash is not None:
         report.outcome = "failed"
         report.longrepr = f"kernel crash during test: {crash.title}\n{crash.excerpt}"
-        report.sections.append(("kernel console", crash.excerpt))
+        _add_console(item, report, crash.excerpt)
+    elif report.failed and target is not None:
+        _console_section(item, target, report)

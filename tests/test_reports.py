@@ -36,7 +36,9 @@ def test_a_mutant_run_leaves_reports_and_a_c_reproducer_that_fails_only_there(tm
     results = tmp_path / "run"
     run = harness("run", "--patch", str(MUTANT), "--profile", "eclone", "--results", str(results), "--", CASE)
     assert run.returncode == 1, run.stdout[-3000:] + run.stderr[-2000:]
-    assert 'failures="1"' in (results / "junit.xml").read_text()
+    junit = (results / "junit.xml").read_text()
+    assert 'failures="1"' in junit
+    assert "--- kernel console during the test ---" in junit  # the failed case carries its console excerpt
     assert json.loads((results / "summary.json").read_text())["totals"]["failed"] == 1
     ktap = (results / "results.ktap").read_text()
     assert "not ok 1 test_busy_pid_is_refused_with_the_profiles_errno_and_no_child[eclone]" in ktap

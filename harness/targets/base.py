@@ -66,6 +66,14 @@ class Target(abc.ABC):
         """Recent kernel console output, for failure reports (empty where there is no console)."""
         return ""
 
+    def console_mark(self) -> Any:
+        """An opaque position in the console, taken when a test starts (None: no console)."""
+        return None
+
+    def console_since(self, mark: Any, lines: int = 60) -> str | None:
+        """The last `lines` console lines written after `mark` (None: this target has no console)."""
+        return None
+
     def __enter__(self) -> Target:
         self.start()
         return self

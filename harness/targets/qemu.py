@@ -135,6 +135,18 @@ class QemuTarget(Target):
             return ""
         return "\n".join(self.vm.console_text().splitlines()[-lines:])
 
+    def console_mark(self) -> tuple[int, int]:
+        """(boot number, characters so far): a reboot in between means the whole new console counts."""
+        return (self.boots, len(self.vm.console_text()) if self.vm is not None else 0)
+
+    def console_since(self, mark: Any, lines: int = 60) -> str | None:
+        if self.vm is None:
+            return ""
+        text = self.vm.console_text()
+        boots, offset = mark if mark is not None else (-1, 0)
+        new = text[offset:] if boots == self.boots else text
+        return "\n".join(new.splitlines()[-lines:])
+
     def close(self) -> None:
         if self.conn is not None and self.vm is not None and not self.vm.exited():
             try:
