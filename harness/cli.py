@@ -87,6 +87,8 @@ def _add_mutants(sub: argparse._SubParsersAction) -> None:
                      help="passed to pytest (ci, dev, fuzz; default ci)")
     mut.add_argument("--quick", action="store_true",
                      help="stop each mutant's run at its first kill (verdicts stay exact, killer lists are cut)")
+    mut.add_argument("--no-peers", action="store_true",
+                     help="skip the kernel's clone3 selftests (run on every kernel by default: the selftests column)")
     mut.add_argument("--fresh-baseline", action="store_true",
                      help="rerun the reference kernel even when a clean run of the same code is cached")
     mut.add_argument("pytest_args", nargs=argparse.REMAINDER, help="after --: passed to pytest")

@@ -2,8 +2,8 @@
 
 Knows nothing about kernels or VMs (the runner in harness/mutants.py does); it only reads what a
 run left behind and decides whether a mutant was killed. A mutant can be judged by several
-*detectors*: today only "suite" (this repository's tests); the kernel's clone3 selftests can be
-added as another detector, and the table grows a column per detector.
+*detectors*: "suite" (this repository's tests, which the verdict is about) and "selftests" (the
+kernel's clone3 selftests, a peer: harness/mutant_peers.py); the table has a column per detector.
 """
 
 from __future__ import annotations
@@ -55,11 +55,9 @@ class MutantResult:
 
     @property
     def verdict(self) -> str:
-        """Killed if any detector killed it; otherwise the first detector's verdict."""
-        verdicts = [d.verdict for d in self.detectors.values()]
-        if KILLED in verdicts:
-            return KILLED
-        return verdicts[0] if verdicts else ERROR
+        """The suite's verdict: the table judges the suite; other detectors (the selftests) are peers."""
+        judged = self.detectors.get("suite") or next(iter(self.detectors.values()), None)
+        return judged.verdict if judged is not None else ERROR
 
 
 def nodeid_of(classname: str, name: str, root: Path) -> str:
@@ -113,7 +111,8 @@ def _cells(result: MutantResult, detectors: list[str], killers_shown: int) -> li
             cells.append("-")
             continue
         cells.append(str(len(det.killed_by)) if det.verdict in (KILLED, SURVIVED) else det.verdict)
-        first.extend(det.killed_by)
+        if name == detectors[0]:
+            first.extend(det.killed_by)
         seconds += det.seconds
     shown = ", ".join(short_test(t) for t in first[:killers_shown])
     if len(first) > killers_shown:

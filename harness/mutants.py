@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .errors import BootError, BuildError, ConfigError, UsageError
+from .mutant_peers import judge_selftests, peer_summary, prepare
 from .mutant_report import (
     BOOT_FAILED,
     BUILD_FAILED,
@@ -40,8 +41,10 @@ from .mutant_report import (
     write_json,
 )
 from .paths import MUTANTS_DIR, REPO_ROOT, cache_dir
+from .peers import PeerResult
 from .progress import Progress, note
 
+Peers = tuple[dict[str, Path], list[PeerResult]] | None  # selftest binaries and their reference results
 _FIELDS = {"Bug-class": "bug_class", "Breaks": "breaks", "Killer": "killer"}
 
 
@@ -96,6 +99,7 @@ class RunConfig:
     timeout: float
     live_progress: bool = True
     quick: bool = False  # stop a mutant's run at its first kill
+    peers: bool = True  # also run the kernel's clone3 selftests on every kernel (the "selftests" column)
 
 
 _CHILDREN: set[subprocess.Popen[str]] = set()
@@ -204,18 +208,18 @@ def run_suite(label: str, patch: Path | None, cfg: RunConfig, extra: tuple[str, 
     return RunOutcome("completed", failed=failed, tests=tests, seconds=seconds)
 
 
-def build_mutant(mutant: Mutant) -> tuple[float, str]:
-    """Build reference + mutant (serialised); returns (seconds, "" or why the build failed)."""
+def build_mutant(mutant: Mutant) -> tuple[float, str, Path | None]:
+    """Build reference + mutant (serialised); returns (seconds, "" or why the build failed, image)."""
     from .kernel_build import build_kernel, reference_request
     with _BUILD_LOCK:
         started = time.monotonic()
         if _STOP.is_set():
-            return 0.0, "interrupted"
+            return 0.0, "interrupted", None
         try:
-            build_kernel(reference_request(extra_patches=(mutant.path,)))
+            image = build_kernel(reference_request(extra_patches=(mutant.path,)))
         except BuildError as err:
-            return time.monotonic() - started, compiler_tail(str(err))
-    return time.monotonic() - started, ""
+            return time.monotonic() - started, compiler_tail(str(err)), None
+    return time.monotonic() - started, "", image
 
 
 def compiler_tail(message: str, lines: int = 6) -> str:
@@ -261,19 +265,23 @@ def baseline_outcome(cfg: RunConfig, fresh: bool) -> tuple[RunOutcome, bool]:
     return outcome, False
 
 
-def _judge_one(mutant: Mutant, cfg: RunConfig, baseline_failed: set[str]) -> MutantResult:
+def _judge_one(mutant: Mutant, cfg: RunConfig, baseline_failed: set[str], peers: Peers) -> MutantResult:
     result = MutantResult(name=mutant.name, bug_class=mutant.bug_class, breaks=mutant.breaks,
                           patch=str(mutant.path.relative_to(REPO_ROOT)) if mutant.path.is_relative_to(REPO_ROOT)
                           else str(mutant.path))
-    result.build_seconds, why = build_mutant(mutant)
+    result.build_seconds, why, image = build_mutant(mutant)
     if why:
         result.detectors["suite"] = DetectorResult(verdict=BUILD_FAILED, detail=why)
     else:
         # --quick: with B tests failing on the reference, B + 1 failures include at least one kill
         extra = ("--maxfail", str(len(baseline_failed) + 1)) if cfg.quick else ()
         result.detectors["suite"] = judge(run_suite(mutant.name, mutant.path, cfg, extra), baseline_failed)
+        if peers is not None and image is not None and not _STOP.is_set():
+            result.detectors["selftests"] = judge_selftests(image, *peers, cfg.results / mutant.name)
     det = result.detectors["suite"]
     count = f" by {len(det.killed_by)} tests" if det.killed_by else ""
+    if "selftests" in result.detectors:
+        count += f"; selftests: {result.detectors['selftests'].verdict}"
     note(f"mutant {mutant.name}: {result.verdict}{count} (build {result.build_seconds:.0f}s, run {det.seconds:.0f}s)")
     return result
 
@@ -286,14 +294,15 @@ def run_all(mutants: list[Mutant], cfg: RunConfig, jobs: int, fresh_baseline: bo
         raise BootError(f"reference kernel: {baseline.status}: {baseline.detail}")
     if baseline.failed:
         note(f"baseline: {len(baseline.failed)} tests fail on the reference kernel; they do not count as kills")
+    peers = _prepare_peers(cfg)
     base = {**asdict(baseline), "cached": cached}
     meta = {"started": started, "suite": list(cfg.suite), "pytest_args": list(cfg.pytest_args), "jobs": jobs,
-            "quick": cfg.quick}
+            "quick": cfg.quick, "selftests_baseline": [asdict(r) for r in peers[1]] if peers else None}
     results: list[MutantResult] = []
     lock = threading.Lock()
 
     def one(mutant: Mutant) -> MutantResult:
-        result = _judge_one(mutant, cfg, set(baseline.failed))
+        result = _judge_one(mutant, cfg, set(baseline.failed), peers)
         with lock:  # partial results survive an interrupted nightly run
             results.append(result)
             write_json(out_json, to_json(_ordered(results, mutants), base, meta))
@@ -313,6 +322,8 @@ def run_all(mutants: list[Mutant], cfg: RunConfig, jobs: int, fresh_baseline: bo
     write_json(out_json, to_json(ordered, base, {**meta, "finished": time.time(), "wall_seconds": wall}))
     for line in render_table(ordered):
         print(line)
+    for line in peer_summary(ordered):
+        print(line)
     counts = totals(ordered)
     summary = ", ".join(f"{counts[k]} {k}" for k in counts if k != "mutants" and counts[k])
     print(f"\n{counts['mutants']} mutants: {summary}; reference kernel: "
@@ -321,6 +332,13 @@ def run_all(mutants: list[Mutant], cfg: RunConfig, jobs: int, fresh_baseline: bo
           f"{'; --quick: each run stopped at its first kill' if cfg.quick else ''}")
     print(f"results: {out_json}")
     return exit_code(ordered, baseline.failed)
+
+
+def _prepare_peers(cfg: RunConfig) -> Peers:
+    if not cfg.peers:
+        return None
+    from .kernel_build import build_kernel, reference_request
+    return prepare(build_kernel(reference_request()), cfg.results / "reference")
 
 
 def _ordered(results: list[MutantResult], mutants: list[Mutant]) -> list[MutantResult]:
@@ -352,7 +370,7 @@ def run_config(args: argparse.Namespace) -> RunConfig:
         extra += ["--hypothesis-profile", args.hypothesis_profile]
     results = (args.results or REPO_ROOT / "results" / "mutants").resolve()
     return RunConfig(suite=suite, pytest_args=tuple(extra), results=results, timeout=args.timeout,
-                     live_progress=args.jobs == 1, quick=args.quick)
+                     live_progress=args.jobs == 1, quick=args.quick, peers=not args.no_peers)
 
 
 def mutants_command(args: argparse.Namespace) -> int:

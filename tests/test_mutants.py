@@ -163,10 +163,25 @@ def _result(name: str, **detectors: DetectorResult) -> MutantResult:
                         build_seconds=12.0, detectors=dict(detectors))
 
 
-def test_any_detector_killing_kills_the_mutant():
+def test_the_verdict_is_the_suites_and_the_selftests_are_a_peer_column():
     both = _result("m", suite=DetectorResult(SURVIVED), selftests=DetectorResult(KILLED, killed_by=["clone3_set_tid"]))
-    assert both.verdict == KILLED
-    assert _result("n", suite=DetectorResult(SURVIVED)).verdict == SURVIVED
+    assert both.verdict == SURVIVED
+    assert _result("n", suite=DetectorResult(KILLED, killed_by=["t"]), selftests=DetectorResult(SURVIVED)).verdict \
+        == KILLED
+
+
+def test_peer_summary_names_what_only_the_suite_kills_and_what_it_misses():
+    from harness.mutant_peers import peer_summary
+    killed, survived = DetectorResult(KILLED, killed_by=["t"]), DetectorResult(SURVIVED)
+    lines = peer_summary([_result("both", suite=killed, selftests=killed),
+                          _result("suite-only", suite=killed, selftests=survived),
+                          _result("selftests-only", suite=survived, selftests=killed)])
+    assert lines[0] == "selftests kill 2 of 3 mutants: both, selftests-only"
+    assert "the selftests kill 1 the suite misses: selftests-only" in lines[1]
+    assert lines[2] == "only the suite kills 1: suite-only"
+    assert "it kills every mutant the selftests kill" in peer_summary([_result("a", suite=killed,
+                                                                              selftests=survived)])[1]
+    assert peer_summary([_result("no-peers", suite=killed)]) == []
 
 
 def test_table_has_a_row_per_mutant_and_a_column_per_detector():
@@ -251,7 +266,7 @@ def test_completed_run_is_read_from_its_junit(tmp_path: Path, monkeypatch):
 
 def _args(**kw) -> argparse.Namespace:
     base = dict(jobs=1, timeout=60.0, suite=[], pytest_args=[], race_rounds=None, hypothesis_profile=None,
-                results=None, quick=False)
+                results=None, quick=False, no_peers=False)
     return argparse.Namespace(**{**base, **kw})
 
 
@@ -307,4 +322,8 @@ def test_busy_wrong_errno_mutant_is_reported_killed(tmp_path: Path, reference_ke
     assert killers and all(k.endswith("[eclone]") for k in killers), killers
     assert "eclone-busy-wrong-errno" in proc.stdout and "killed" in proc.stdout
     assert (tmp_path / "eclone-busy-wrong-errno" / "junit.xml").is_file()
+    # the peer column: the clone3 selftests ran on the same mutant and, knowing nothing of eclone, missed it
+    selftests = result["detectors"]["selftests"]
+    assert selftests["verdict"] == "survived" and selftests["tests"] > 40, selftests
+    assert "only the suite kills 1: eclone-busy-wrong-errno" in proc.stdout
 
