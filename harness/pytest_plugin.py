@@ -16,7 +16,7 @@ from .errors import GuestCrash, HarnessError
 from .hypothesis_profiles import race_rounds_default, register
 from .profiles import ALL_PROFILES, Profile, make_profile
 from .repro.record import Recording, save
-from .summary import SummaryCollector
+from .summary import CRASH_PROPERTY, SummaryCollector
 
 register()  # before hypothesis's own plugin reads --hypothesis-profile
 
@@ -41,6 +41,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--ktap", type=Path, default=None, metavar="FILE", help="also write the results as KTAP")
     group.addoption("--race-rounds", type=int, default=None, metavar="N",
                     help="rounds per race test (default: by hypothesis profile, ci=30, dev=200, fuzz=2000)")
+    group.addoption("--coverage-out", type=Path, default=None, metavar="DIR",
+                    help="kernel coverage: reset the gcov counters before the suite, read them after it, "
+                         "report into DIR (needs a kernel built for it: python -m harness run --coverage)")
 
 
 def selected_profiles(config: pytest.Config) -> list[str]:
@@ -63,6 +66,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except HarnessError as err:
         raise pytest.UsageError(str(err)) from err
     config.pluginmanager.register(SummaryCollector(config), "eclone-suite-summary")
+    _register_coverage(config)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -198,6 +202,12 @@ def _console_section(item: pytest.Item, target: Any, report: pytest.TestReport) 
         _add_console(item, report, f"--- kernel console during the test ---\n{text or '(nothing)'}\n")
 
 
+def _mark_crash(item: pytest.Item, report: pytest.TestReport, title: str) -> None:
+    """The summary's crashes column and summary.json's crash list read this property (junit shows it too)."""
+    report.user_properties.append((CRASH_PROPERTY, title))
+    item.user_properties.append((CRASH_PROPERTY, title))
+
+
 def _add_console(item: pytest.Item, report: pytest.TestReport, text: str) -> None:
     """On the failed report (terminal) and on the item, whose teardown report junitxml writes as system-out."""
     report.sections.append(("Captured stdout kernel console", text))
@@ -227,11 +237,38 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         _save_reproducer(item, target, report)
     if call.excinfo is not None and call.excinfo.errisinstance(GuestCrash):
         _add_console(item, report, call.excinfo.value.excerpt)
+        _mark_crash(item, report, call.excinfo.value.title)
         return
     crash = target.take_crash() if target is not None and hasattr(target, "take_crash") else None
     if crash is not None:
         report.outcome = "failed"
         report.longrepr = f"kernel crash during test: {crash.title}\n{crash.excerpt}"
         _add_console(item, report, crash.excerpt)
+        _mark_crash(item, report, crash.title)
     elif report.failed and target is not None:
         _console_section(item, target, report)
+
+
+# --- kernel coverage (--coverage-out; harness/coverage/): kept apart from the rest of the plugin ---
+
+def _register_coverage(config: pytest.Config) -> None:
+    if config.getoption("--coverage-out", None) is None:
+        return
+    from .coverage.plugin import PLUGIN_NAME, CoveragePlugin
+    plugin = CoveragePlugin(config, lambda: config.stash[_SESSION_KEY].target if _SESSION_KEY in config.stash
+                            else None, FATAL_ERRORS)
+    config.pluginmanager.register(plugin, PLUGIN_NAME)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _coverage_counters(request: pytest.FixtureRequest) -> None:
+    """With --coverage-out: debugfs mounted and the counters zeroed before the first test (same VM as the suite)."""
+    from .coverage.plugin import PLUGIN_NAME
+    plugin = request.config.pluginmanager.get_plugin(PLUGIN_NAME)
+    if plugin is None:
+        return
+    try:
+        plugin.start(request.getfixturevalue("target"))
+    except HarnessError as err:
+        FATAL_ERRORS.append(str(err))
+        pytest.exit(f"error: {err}", returncode=2)

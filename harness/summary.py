@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 
 OUTCOMES = ("passed", "failed", "skipped")
+COLUMNS = (*OUTCOMES, "crashes")  # crashes: failed tests during which the kernel oopsed/panicked
+CRASH_PROPERTY = "kernel_crash"  # user property the plugin sets on a test the kernel crashed in
 
 
 def area_of(nodeid: str) -> str:
@@ -35,10 +37,10 @@ def profile_of(report: pytest.TestReport) -> str:
 
 def render_table(counts: dict[tuple[str, str], Counter[str]]) -> list[str]:
     """Plain-text table; one row per (area, profile)."""
-    rows = [("area", "profile", "passed", "failed", "skipped")]
+    rows = [("area", "profile", *COLUMNS)]
     for (area, prof), c in sorted(counts.items()):
-        rows.append((area, prof, str(c["passed"]), str(c["failed"]), str(c["skipped"])))
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+        rows.append((area, prof, *(str(c[k]) for k in COLUMNS)))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)) for row in rows]
 
 
@@ -55,6 +57,9 @@ class SummaryCollector:
             "nodeid": report.nodeid, "area": area_of(report.nodeid), "profile": profile_of(report),
             "outcome": "passed", "duration": 0.0, "message": ""})
         entry["duration"] += report.duration
+        for key, value in getattr(report, "user_properties", []):
+            if key == CRASH_PROPERTY:
+                entry["crash"] = str(value)
         if report.failed:
             entry["outcome"] = "failed"
             entry["message"] = str(report.longrepr)[-4000:]
@@ -66,7 +71,9 @@ class SummaryCollector:
     def counts(self) -> dict[tuple[str, str], Counter[str]]:
         table: dict[tuple[str, str], Counter[str]] = {}
         for entry in self.tests.values():
-            table.setdefault((entry["area"], entry["profile"]), Counter())[entry["outcome"]] += 1
+            cell = table.setdefault((entry["area"], entry["profile"]), Counter())
+            cell[entry["outcome"]] += 1
+            cell["crashes"] += "crash" in entry
         return table
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
@@ -75,6 +82,12 @@ class SummaryCollector:
         terminalreporter.section("eclone-suite summary")
         for line in render_table(self.counts()):
             terminalreporter.write_line(line)
+        for entry in self.crashes():
+            terminalreporter.write_line(f"kernel crash: {entry['title']} (in {entry['nodeid']})")
+
+    def crashes(self) -> list[dict[str, str]]:
+        return [{"nodeid": e["nodeid"], "title": e["crash"]} for e in sorted(self.tests.values(),
+                                                                             key=lambda e: e["nodeid"]) if "crash" in e]
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if hasattr(self.config, "workerinput"):
@@ -91,7 +104,8 @@ class SummaryCollector:
         totals = Counter(e["outcome"] for e in self.tests.values())
         data = {"started": self.started, "finished": time.time(), "exitstatus": int(exitstatus),
                 "totals": {k: totals[k] for k in OUTCOMES},
-                "table": [{"area": a, "profile": p, **{k: c[k] for k in OUTCOMES}}
+                "table": [{"area": a, "profile": p, **{k: c[k] for k in COLUMNS}}
                           for (a, p), c in sorted(self.counts().items())],
+                "crashes": self.crashes(),
                 "tests": sorted(self.tests.values(), key=lambda e: e["nodeid"])}
         (Path(results) / "summary.json").write_text(json.dumps(data, indent=1))

@@ -57,13 +57,14 @@ def inner_run(reference_kernel: Path, tmp_path_factory: pytest.TempPathFactory):
     env = dict(os.environ, TMPDIR=str(vm_tmp), PYTHONPATH=str(REPO_ROOT))
     proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "harness.pytest_plugin", "-c", "/dev/null",
                            "--rootdir", str(work), "--kernel", str(reference_kernel), "-p", "no:cacheprovider",
+                           "--results", str(work / "results"),
                            "-v", str(work / "test_inner.py")],
                           cwd=work, env=env, capture_output=True, text=True, timeout=600)
-    return proc.stdout + proc.stderr, vm_tmp
+    return proc.stdout + proc.stderr, vm_tmp, work / "results"
 
 
 def test_crash_fails_only_that_test_and_the_run_goes_on(inner_run) -> None:
-    text, _ = inner_run
+    text, _, _ = inner_run
     outcomes = {}
     for line in text.splitlines():
         for name in ("test_a", "test_b", "test_c", "test_d", "test_e"):
@@ -76,6 +77,16 @@ def test_crash_fails_only_that_test_and_the_run_goes_on(inner_run) -> None:
 
 
 def test_no_qemu_is_left_after_the_session(inner_run) -> None:
-    _, vm_tmp = inner_run
+    _, vm_tmp, _ = inner_run
     assert qemu_processes_under(vm_tmp) == []
     assert list(vm_tmp.iterdir()) == [], "VM temp dirs are removed"
+
+
+def test_the_summary_counts_the_crash_and_names_it(inner_run) -> None:
+    import json
+    text, _, results = inner_run
+    summary = json.loads((results / "summary.json").read_text())
+    (crash,) = summary["crashes"]
+    assert crash["nodeid"].endswith("test_b_crashes_the_kernel") and "sysrq" in crash["title"].lower(), crash
+    assert [row["crashes"] for row in summary["table"]] == [1]
+    assert f"kernel crash: {crash['title']}" in text
