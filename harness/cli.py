@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="ABI profile to run (eclone, clone3, auto); repeatable; default auto")
     run.add_argument("--results", type=Path, metavar="DIR", help="results dir (default results/<timestamp>)")
     run.add_argument("--eclone-nr", type=int, default=None, metavar="N", help="eclone syscall number (default 451)")
+    run.add_argument("--coverage", action="store_true",
+                     help="gcov kernel (kernel/pid.c, kernel/fork.c profiled): line/branch coverage of those files "
+                          "and of the eclone series' lines, HTML in <results>/coverage/")
     run.add_argument("pytest_args", nargs=argparse.REMAINDER, help="after --: passed to pytest")
 
     bench = sub.add_parser("bench", help="boot time, round trip, spawn rate vs a C loop")

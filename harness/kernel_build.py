@@ -39,6 +39,12 @@ class BuildRequest:
     fragments: tuple[str, ...] = ()
     patches: tuple[Path, ...] = ()
     jobs: int = field(default_factory=lambda: os.cpu_count() or 2)
+    # make command-line variables ("GCOV_PROFILE_pid.o=y"): they change the objects, so they are part of the
+    # cache key and get their own build dir (sub-makes see them through MAKEFLAGS)
+    make_vars: tuple[str, ...] = ()
+    # files the run needs after the shared build dir and work tree moved on (another patch set): "build/<rel>"
+    # and "src/<rel>" are copied to images/<key>/build/<rel> and images/<key>/src/<rel> (coverage: .gcno, sources)
+    keep: tuple[str, ...] = ()
 
 
 def reference_patches() -> tuple[Path, ...]:
@@ -226,11 +232,11 @@ def configure(src: Path, build: Path, fragments: list[kconfig.Fragment]) -> None
 _MAKE_STEP = re.compile(r"^\s+(CC|LD|AR|AS|HOSTCC|GEN|OBJCOPY|BUILD)\s+(\S+)")
 
 
-def make_bzimage(src: Path, build: Path, jobs: int, title: str) -> Path:
+def make_bzimage(src: Path, build: Path, jobs: int, title: str, make_vars: tuple[str, ...] = ()) -> Path:
     """Run make with a progress line; the full log goes to build/build.log."""
     log_path = build / "build.log"
     progress = Progress(title)
-    argv = ["make", "-C", str(src), f"O={build}", "ARCH=x86_64", f"-j{jobs}", "bzImage"]
+    argv = ["make", "-C", str(src), f"O={build}", "ARCH=x86_64", f"-j{jobs}", *make_vars, "bzImage"]
     with open(log_path, "w") as log:
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         assert proc.stdout is not None
@@ -251,6 +257,31 @@ def make_bzimage(src: Path, build: Path, jobs: int, title: str) -> Path:
     return build / "arch" / "x86" / "boot" / "bzImage"
 
 
+def _extra_key(req: BuildRequest) -> tuple[bytes, ...]:
+    """Make variables and kept files join the cache key only when present (older keys stay valid)."""
+    if not req.make_vars and not req.keep:
+        return ()
+    return (json.dumps({"make_vars": list(req.make_vars), "keep": list(req.keep)}).encode(),)
+
+
+def _vars_suffix(req: BuildRequest) -> str:
+    return f"-{_sha(*(v.encode() for v in req.make_vars))[:8]}" if req.make_vars else ""
+
+
+def _keep_files(keep: tuple[str, ...], src: Path, build: Path, dest: Path) -> None:
+    """Copy "build/<rel>" and "src/<rel>" files next to the image (missing ones are a build error)."""
+    roots = {"build": build, "src": src}
+    for item in keep:
+        where, _, rel = item.partition("/")
+        if where not in roots or not rel:
+            raise UsageError(f"keep entry {item!r} must start with build/ or src/")
+        source = roots[where] / rel
+        if not source.is_file():
+            raise BuildError(f"the build did not produce {source} (asked to keep {item})")
+        (dest / where / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, dest / where / rel)
+
+
 def build_kernel(req: BuildRequest) -> Path:
     """Build (or reuse) the kernel `req` describes and return the bzImage path."""
     _tool_check()
@@ -261,7 +292,7 @@ def build_kernel(req: BuildRequest) -> Path:
     if req.tree is not None:
         return _build_user_tree(req, fragments)
     key = _sha(_source_stamp().encode(), _config_hash(fragments).encode(), _compiler_id(),
-               *(p.read_bytes() for p in req.patches))[:16]
+               *(p.read_bytes() for p in req.patches), *_extra_key(req))[:16]
     image_dir = cache_dir() / "images" / key
     image = image_dir / "bzImage"
     if image.is_file():
@@ -271,17 +302,20 @@ def build_kernel(req: BuildRequest) -> Path:
         if image.is_file():
             return image
         src = prepare_work_tree(req.patches)
-        build = base / f"build-{_config_hash(fragments)}"
+        build = base / f"build-{_config_hash(fragments)}{_vars_suffix(req)}"
         if not (build / CONFIGURED).exists():
             configure(src, build, fragments)
-        built = make_bzimage(src, build, req.jobs, f"building kernel {key[:8]}")
+        built = make_bzimage(src, build, req.jobs, f"building kernel {key[:8]}", req.make_vars)
         tmp = image_dir.with_name(key + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         shutil.copyfile(built, tmp / "bzImage")
         shutil.copyfile(build / ".config", tmp / "config")
+        _keep_files(req.keep, src, build, tmp)
         (tmp / "request.json").write_text(json.dumps({
-            "fragments": [f.name for f in fragments], "patches": [str(p) for p in req.patches]}, indent=1))
+            "fragments": [f.name for f in fragments], "patches": [str(p) for p in req.patches],
+            **({"make_vars": list(req.make_vars), "build": str(build), "src": str(src)} if req.make_vars else {})},
+            indent=1))
         shutil.rmtree(image_dir, ignore_errors=True)
         os.replace(tmp, image_dir)
     return image
@@ -296,11 +330,12 @@ def _build_user_tree(req: BuildRequest, fragments: list[kconfig.Fragment]) -> Pa
         raise UsageError("--patch applies to the default source only; apply patches to your own tree yourself")
     if (tree / ".config").exists():
         raise UsageError(f"{tree} has an in-tree build (.config); run 'make mrproper' there so O= builds work")
-    build = cache_dir() / "work" / f"tree-{_sha(str(tree).encode())[:12]}" / f"build-{_config_hash(fragments)}"
+    build = (cache_dir() / "work" / f"tree-{_sha(str(tree).encode())[:12]}"
+             / f"build-{_config_hash(fragments)}{_vars_suffix(req)}")
     with _locked(build.parent / ".lock"):
         if not (build / CONFIGURED).exists():
             configure(tree, build, fragments)
-        return make_bzimage(tree, build, req.jobs, f"building {tree.name}")
+        return make_bzimage(tree, build, req.jobs, f"building {tree.name}", req.make_vars)
 
 
 def reference_request(fragments: tuple[str, ...] = (), extra_patches: tuple[Path, ...] = ()) -> BuildRequest:

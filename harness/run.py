@@ -32,6 +32,21 @@ def kernel_options(args: argparse.Namespace) -> list[str]:
     return argv
 
 
+def coverage_kernel(args: argparse.Namespace) -> Path:
+    """--coverage: the gcov build of the chosen source, or a --kernel image checked for CONFIG_GCOV_KERNEL."""
+    from .commands import kernel_request, resolve_kernel
+    from .coverage.build import coverage_request, require_gcov
+    if args.kernel is not None:
+        image = resolve_kernel(args)
+        from .kernel_build import pristine_tree
+        require_gcov(image, pristine_tree())
+        from .coverage.artifacts import load_artifacts
+        load_artifacts(image)  # the .gcno files gcov needs must be beside it
+        return image
+    from .kernel_build import build_kernel
+    return build_kernel(coverage_request(kernel_request(args)))
+
+
 def pytest_argv(args: argparse.Namespace, results: Path) -> list[str]:
     """The pytest command line equivalent to these CLI options."""
     argv = [str(REPO_ROOT / "suite"), "-c", str(REPO_ROOT / "pytest.ini"), "--rootdir", str(REPO_ROOT),
@@ -41,10 +56,13 @@ def pytest_argv(args: argparse.Namespace, results: Path) -> list[str]:
         from .commands import resolve_kernel
         from .qemu_config import QemuConfig, require_binary
         require_binary(QemuConfig().binary)  # before a kernel build that would be wasted
-        image = resolve_kernel(args)  # built here, with progress; pytest then finds it cached
+        image = coverage_kernel(args) if getattr(args, "coverage", False) else resolve_kernel(args)
         argv += kernel_options(args) if args.kernel is None else ["--kernel", str(image)]
-    elif args.kernel or args.tree or args.patch or args.fragment or args.stock:
-        raise UsageError("--target host tests the running kernel: drop --kernel/--tree/--patch/--fragment/--stock")
+        if getattr(args, "coverage", False):
+            argv += ["--coverage-out", str(results / "coverage")]
+    elif args.kernel or args.tree or args.patch or args.fragment or args.stock or getattr(args, "coverage", False):
+        raise UsageError("--target host tests the running kernel: drop --kernel/--tree/--patch/--fragment/--stock"
+                         "/--coverage")
     for name in args.profile:
         argv += ["--profile", name]
     if args.eclone_nr is not None:
@@ -63,5 +81,6 @@ def run_suite(args: argparse.Namespace) -> int:
     code = pytest.main(argv)
     if FATAL_ERRORS:
         raise EnvError(FATAL_ERRORS[-1])
-    note(f"results: {results} (junit.xml, results.ktap, summary.json, console.log, repro/ for failures)")
+    note(f"results: {results} (junit.xml, results.ktap, summary.json, console.log, repro/ for failures"
+         + (", coverage/)" if getattr(args, "coverage", False) else ")"))
     return _EXIT.get(code, 2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import binascii
 import os
 
 
@@ -57,13 +58,18 @@ def all_tasks() -> list[tuple[list[int], int]]:
     return sorted(out)
 
 
-def read_text(path: str) -> dict[str, object]:
-    """{"data": str} or {"errno": n}."""
+def read_text(path: str, encoding: str = "text") -> dict[str, object]:
+    """{"data": str} or {"errno": n}; with encoding "base64" the bytes survive (gcov counters, binaries)."""
+    if encoding not in ("text", "base64"):
+        raise ValueError(f"unknown read_file encoding {encoding!r} (text, base64)")
     try:
         with open(path, "rb") as f:
-            return {"data": f.read().decode(errors="replace")}
+            raw = f.read()
     except OSError as e:
         return {"errno": e.errno or 0}
+    if encoding == "base64":
+        return {"data": binascii.b2a_base64(raw, newline=False).decode(), "encoding": "base64", "size": len(raw)}
+    return {"data": raw.decode(errors="replace")}
 
 
 def write_text(path: str, data: str) -> dict[str, int]:

@@ -179,6 +179,15 @@ def occupy(step: dict[str, Any], holders: Holders) -> dict[str, Any]:
     return {"ok": True, "nspid": report["nspid"], "errno": 0}
 
 
+def mount(step: dict[str, Any]) -> dict[str, Any]:
+    """mount(2) unless something is mounted there already (debugfs for the gcov counters)."""
+    target = str(step["target"])
+    if os.path.ismount(target):
+        return {"errno": 0, "mounted": False}
+    err = libc.mount(str(step.get("source", "none")), target, str(step["fstype"]), int(step.get("flags", 0)))
+    return {"errno": err, "mounted": err == 0}
+
+
 def run_simple(step: dict[str, Any], holders: Holders) -> dict[str, Any]:
     """Every step kind but race (which needs the chain) and exit (racers only)."""
     op = step.get("op")
@@ -198,7 +207,12 @@ def run_simple(step: dict[str, Any], holders: Holders) -> dict[str, Any]:
             return {"nspids": [v for v, _ in tasks], "ns": [ino for _, ino in tasks]}
         return {"nspids": procfs.all_nspids()}
     if op == "read_file":
-        return procfs.read_text(str(step["path"]))
+        try:
+            return procfs.read_text(str(step["path"]), str(step.get("encoding", "text")))
+        except ValueError as e:
+            raise StepError(str(e)) from None
+    if op == "mount":
+        return mount(step)
     if op == "write_file":
         return exec_step.write_file(step)
     if op == "exec":

@@ -22,10 +22,15 @@ def build_request(config: pytest.Config) -> BuildRequest:
     fragments = tuple(config.getoption("--fragment"))
     patches = tuple(config.getoption("--patch"))
     if tree is not None:
-        return BuildRequest(tree=tree, fragments=fragments)
-    if config.getoption("--stock"):
-        return BuildRequest(fragments=fragments, patches=patches)
-    return reference_request(fragments, patches)
+        req = BuildRequest(tree=tree, fragments=fragments)
+    elif config.getoption("--stock"):
+        req = BuildRequest(fragments=fragments, patches=patches)
+    else:
+        req = reference_request(fragments, patches)
+    if config.getoption("--coverage-out", None) is not None:  # the same gcov build `run --coverage` made
+        from ..coverage.build import coverage_request
+        req = coverage_request(req)
+    return req
 
 
 def kernel_source(config: pytest.Config) -> BuildRequest | None:

@@ -1,0 +1,1 @@
+"""Kernel coverage of the eclone code (`run --coverage`): build, collect from debugfs, gcov, report."""
