@@ -15,13 +15,18 @@ from .helpers import (
     CHEAP,
     CLONE_CLEAR_SIGHAND,
     CLONE_DETACHED,
+    CLONE_FS,
     CLONE_INTO_CGROUP,
+    CLONE_NEWNS,
+    CLONE_NEWPID,
+    CLONE_NEWUSER,
     CLONE_PARENT,
     CLONE_SIGHAND,
     CLONE_THREAD,
     CLONE_VM,
     KERNEL_ADDR,
     SIGCHLD,
+    THREAD,
     check_rejections,
     deviations,
     free_pids,
@@ -144,3 +149,27 @@ def test_a_busy_set_tid_is_eexist_and_a_free_one_is_given(target, profile: Profi
     free = run1(target, spawn(profile, SpawnRequest(at=1, pids=(pid,))), chain(1))
     assert (busy["ret"], busy["errno"]) == (-1, errno.EEXIST), busy
     assert (free["errno"], free["ret"]) == (0, pid), free
+
+
+# Flags and exit signal that pass clone3's own checks and fail copy_process()'s. Not CLONE_PIDFD|CLONE_THREAD:
+# Linux 6.9 made that valid (a thread pidfd), so it is a version difference, not a rule.
+COPY_PROCESS_REFUSES = {
+    "SIGHAND without VM": (CLONE_SIGHAND, SIGCHLD),
+    "THREAD without SIGHAND": (CLONE_THREAD | CLONE_VM, 0),
+    "NEWNS|FS": (CLONE_NEWNS | CLONE_FS, SIGCHLD),
+    "NEWUSER|FS": (CLONE_NEWUSER | CLONE_FS, SIGCHLD),
+    "THREAD|NEWPID": (THREAD | CLONE_NEWPID, 0),
+    "PARENT from an init": (CLONE_PARENT | CLONE_VM, 0),
+}
+
+
+def test_flag_combinations_copy_process_refuses_are_einval_with_or_without_set_tid(target, profile: Profile):
+    """clone(2)'s flag rules hold for clone3 too: copy_process() refuses these before any pid is allocated,
+    so a valid set_tid changes nothing (the level's init may not use CLONE_PARENT either)."""
+    (pid,) = free_pids(target, 1, chain(1))
+    cases = []
+    for name, (flags, signal) in COPY_PROCESS_REFUSES.items():
+        cases.append((name, call(profile, flags, signal), errno.EINVAL))
+        with_tid = spawn(profile, SpawnRequest(at=1, pids=(pid,), flags=flags, exit_signal=signal, child="exit"))
+        cases.append((f"{name}, set_tid {{{pid}}}", with_tid, errno.EINVAL))
+    check_rejections(target, cases)
