@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _add_mutants(sub)
     _add_repro_and_peers(sub)
+    from .fuzz.config import add_parser as add_fuzz
+    add_fuzz(sub, _add_kernel_choice)
     return parser
 
 
@@ -116,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "mutants":
             from .commands import mutants_command
             return mutants_command(args)
+        if args.command == "fuzz":
+            from .commands import fuzz_command
+            return fuzz_command(args)
         if args.command == "bench":
             from .bench import bench_command
             return bench_command(args)

@@ -54,6 +54,11 @@ def mutants_command(args: argparse.Namespace) -> int:
     return run_mutants(args)
 
 
+def fuzz_command(args: argparse.Namespace) -> int:
+    from .fuzz.command import fuzz_command as run_fuzz
+    return run_fuzz(args)
+
+
 def peers_command(args: argparse.Namespace) -> int:
     """Build the tree's clone3 selftests, run them on the chosen kernel, print each case's verdict."""
     from .kernel_build import pristine_tree

@@ -4,6 +4,10 @@
 `dev` explores more with a local example database; `fuzz` runs long and keeps its corpus
 (issue 8's `harness fuzz` points it at a shared database). Choose with
 `--hypothesis-profile NAME` (hypothesis's own pytest option) or ECLONE_SUITE_HYPOTHESIS.
+
+`harness fuzz` passes its choices to every xdist worker through the environment: FUZZ_DB_ENV (a
+directory or a redis:// URL shared by all workers), FUZZ_EXAMPLES_ENV (examples per test run, so a run
+ends and the next test gets its turn; the session repeats runs until its deadline) and FUZZ_SHRINK_ENV.
 """
 
 from __future__ import annotations
@@ -11,9 +15,15 @@ from __future__ import annotations
 import os
 
 from hypothesis import HealthCheck, Phase, settings
-from hypothesis.database import DirectoryBasedExampleDatabase
+from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 
+from .errors import EnvError
 from .paths import cache_dir
+
+FUZZ_DB_ENV = "ECLONE_SUITE_HYPOTHESIS_DB"
+FUZZ_EXAMPLES_ENV = "ECLONE_SUITE_FUZZ_EXAMPLES"
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+FUZZ_SHRINK_ENV = "ECLONE_SUITE_FUZZ_SHRINK"  # "0": no shrink phase (a stateful example shrinks for minutes)
 
 # Programs run in a VM: a single example can take tens of ms, so per-example deadlines are off.
 # The suite's fixtures (target, profile) are the same for every example of a test, so hypothesis's
@@ -43,7 +53,11 @@ STATEFUL = {"ci": {"max_examples": 10, "stateful_step_count": 45,
 
 def stateful_settings(profile_name: str) -> settings:
     """The loaded profile's settings, with the stateful test's example count for `profile_name`."""
-    return settings(settings.default, **STATEFUL.get(profile_name, {}))
+    overrides = STATEFUL.get(profile_name, {})
+    if profile_name == "fuzz" and os.environ.get(FUZZ_EXAMPLES_ENV):
+        # each ~50x as long; at least 2, as hypothesis makes the first example the simplest (a no-op)
+        overrides = {"max_examples": max(2, int(os.environ[FUZZ_EXAMPLES_ENV]) // 10)}
+    return settings(settings.default, **overrides)
 
 
 def race_rounds_default(profile_name: str) -> int:
@@ -51,10 +65,36 @@ def race_rounds_default(profile_name: str) -> int:
     return {"ci": 30, "dev": 200, "fuzz": 2000}.get(profile_name, 30)
 
 
+def example_database(spec: str) -> ExampleDatabase:
+    """A directory, or hypothesis's Redis database for redis://HOST:PORT/N (several machines, one corpus)."""
+    if not spec.startswith(REDIS_SCHEMES):
+        return DirectoryBasedExampleDatabase(spec)
+    try:
+        import redis
+        from hypothesis.extra.redis import RedisExampleDatabase
+    except ImportError as err:
+        raise EnvError(f"--db {spec} needs the 'redis' package (pip install redis)") from err
+    return RedisExampleDatabase(redis.Redis.from_url(spec))
+
+
+def _fuzz_overrides() -> dict:
+    """The fuzz profile's database and examples per run when `harness fuzz` set them."""
+    values: dict = {}
+    if os.environ.get(FUZZ_DB_ENV):
+        values["database"] = example_database(os.environ[FUZZ_DB_ENV])
+    if os.environ.get(FUZZ_EXAMPLES_ENV):
+        values["max_examples"] = int(os.environ[FUZZ_EXAMPLES_ENV])
+    if os.environ.get(FUZZ_SHRINK_ENV) == "0":
+        values["phases"] = [Phase.explicit, Phase.reuse, Phase.generate, Phase.target]
+    return values
+
+
 def register() -> None:
     """Register the three profiles and load the default one (hypothesis's plugin may load another later)."""
     for name, values in PROFILES.items():
         if name != "ci" and "database" not in values:
             values = {**values, "database": DirectoryBasedExampleDatabase(str(cache_dir() / "hypothesis" / name))}
+        if name == "fuzz":
+            values = {**values, **_fuzz_overrides()}
         settings.register_profile(name, **values)
     settings.load_profile(os.environ.get("ECLONE_SUITE_HYPOTHESIS", "ci"))

@@ -11,9 +11,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -42,6 +40,7 @@ from .mutant_report import (
 )
 from .paths import MUTANTS_DIR, REPO_ROOT, cache_dir
 from .peers import PeerResult
+from .procgroup import kill_group as _kill_group  # pytest and its QEMU live in their own session
 from .progress import Progress, note
 
 Peers = tuple[dict[str, Path], list[PeerResult]] | None  # selftest binaries and their reference results
@@ -118,20 +117,6 @@ def pytest_argv(cfg: RunConfig, out: Path, patch: Path | None) -> list[str]:
     if patch is not None:
         argv += ["--patch", str(patch.resolve())]
     return argv + list(cfg.pytest_args)
-
-
-def _kill_group(proc: subprocess.Popen[str]) -> None:
-    """pytest and its QEMU (which dies with its parent) live in their own session: end that group."""
-    for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 def terminate_children() -> None:

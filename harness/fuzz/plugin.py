@@ -1,0 +1,182 @@
+"""The pytest side of `harness fuzz`, loaded with `-p harness.fuzz.plugin` (PYTEST_DONT_REWRITE).
+
+- Repetition: with --fuzz-rounds R every test gets a `_fuzz_round` parameter (as pytest-repeat does) and
+  the items are ordered round by round, so xdist's load scheduling gives each worker a mix of tests, not
+  one test's R rounds. Hypothesis keys its database by node id for parametrised tests: the round is
+  taken out of that key, so every round replays and grows one corpus per test.
+- Counting (in each worker): programs sent to the target, and examples (a program run under a new
+  hypothesis build context starts an example); written to --fuzz-live DIR/<worker>.json about once a
+  second, where the fuzz command reads them for its live line.
+- Failures (in each worker, where the exception is at hand): titled by failures.py and attached to the
+  report's user_properties, which xdist sends to the controller.
+- Events (in the controller): one JSON line per test report to --fuzz-events FILE, as reports arrive,
+  so a run stopped at the deadline has already told the fuzz command everything it found.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .failures import base_nodeid, failure_titles, reproducer
+
+ROUND = "_fuzz_round"
+_MESSAGE_CHARS = 4000
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("eclone-fuzz", "harness fuzz (normally set by python -m harness fuzz)")
+    group.addoption("--fuzz-rounds", type=int, default=0, metavar="R", help="run every selected test R times")
+    group.addoption("--fuzz-events", type=Path, default=None, metavar="FILE", help="append test reports here")
+    group.addoption("--fuzz-live", type=Path, default=None, metavar="DIR", help="per-worker counters here")
+
+
+@pytest.fixture
+def _fuzz_round(request: pytest.FixtureRequest) -> int:
+    return request.param
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    rounds = metafunc.config.getoption("--fuzz-rounds")
+    if rounds > 0:
+        metafunc.fixturenames.append(ROUND)
+        metafunc.parametrize(ROUND, range(rounds), indirect=True, ids=[f"fuzz{i}" for i in range(rounds)])
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Round-major order (a stable sort: the same on every worker, as xdist requires)."""
+    def round_of(item: pytest.Item) -> int:
+        callspec = getattr(item, "callspec", None)
+        return callspec.params.get(ROUND, 0) if callspec is not None else 0
+    items.sort(key=round_of)
+
+
+class Counter:
+    """Programs and examples this process ran, flushed to a small JSON file for the fuzz command."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.programs = 0
+        self.examples = 0
+        self._context: Any = None
+        self._flushed = 0.0
+
+    def program(self) -> None:
+        self.programs += 1
+        context = _build_context()
+        if context is not None and context is not self._context:
+            self._context = context  # held, so a new context can never reuse its identity
+            self.examples += 1
+        if time.monotonic() - self._flushed >= 1.0:
+            self.flush()
+
+    def flush(self) -> None:
+        self._flushed = time.monotonic()
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"programs": self.programs, "examples": self.examples, "t": time.time()}))
+        os.replace(tmp, self.path)
+
+
+def _build_context() -> Any:
+    """The hypothesis example being run, if any (one build context per example)."""
+    from hypothesis.control import current_build_context
+    from hypothesis.errors import InvalidArgument
+    try:
+        return current_build_context()
+    except InvalidArgument:
+        return None
+
+
+_COUNTER_KEY = pytest.StashKey[Counter]()
+
+
+def _worker() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    live = config.getoption("--fuzz-live")
+    config.stash[_COUNTER_KEY] = Counter(live / f"{_worker()}.json" if live else None)
+    events = config.getoption("--fuzz-events")
+    if events is not None and not hasattr(config, "workerinput"):  # workers' reports reach the controller
+        config.pluginmanager.register(EventWriter(events), "eclone-fuzz-events")
+
+
+def _count_programs(target: Any, counter: Counter) -> None:
+    """Wrap the session target's run() once (an instance attribute shadows the method)."""
+    if target is None or getattr(target, "_fuzz_counted", False):
+        return
+    run = target.run
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return run(*args, **kwargs)
+        finally:
+            counter.program()
+
+    target.run = counted
+    target._fuzz_counted = True
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_call(item: pytest.Item) -> None:
+    """After hypothesis's wrapper gave a parametrised test its node-id database key: drop the round."""
+    inner = getattr(getattr(getattr(item, "obj", None), "hypothesis", None), "inner_test", None)
+    if inner is not None and getattr(inner, "_hypothesis_internal_add_digest", None) is not None:
+        inner._hypothesis_internal_add_digest = base_nodeid(item.nodeid).encode()
+    funcargs = getattr(item, "funcargs", {})
+    _count_programs(funcargs.get("target"), item.config.stash[_COUNTER_KEY])
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Outermost wrapper: the suite's plugin has already turned a console crash into a failure."""
+    outcome = yield
+    report = outcome.get_result()
+    counter = item.config.stash[_COUNTER_KEY]
+    if report.failed:
+        exc = call.excinfo.value if call.excinfo is not None else None
+        titles = failure_titles(base_nodeid(item.nodeid), report.sections, exc, report.longreprtext)
+        report.user_properties.append(("fuzz_failures", titles))
+    if call.when == "teardown":
+        counter.flush()
+    report.user_properties.append(("fuzz_worker", _worker()))
+
+
+class EventWriter:
+    """In the controller (or a run without xdist): one event line per report that matters."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "call" and not report.failed:
+            return
+        props = dict(report.user_properties)
+        event = {"t": time.time(), "test": base_nodeid(report.nodeid), "nodeid": report.nodeid,
+                 "when": report.when, "outcome": report.outcome, "worker": props.get("fuzz_worker"),
+                 "duration": report.duration}
+        if report.failed:
+            event["failures"] = props.get("fuzz_failures") or failure_titles(
+                event["test"], report.sections, None, report.longreprtext)
+            event["message"] = _message(report)[:_MESSAGE_CHARS]
+            event["reproducer"] = reproducer(report.sections)
+        with open(self.path, "a") as fh:
+            fh.write(json.dumps(event) + "\n")
+
+
+def _message(report: pytest.TestReport) -> str:
+    """The crash excerpt for a crash, else the exception's message (no traceback), else the whole text."""
+    console = next((text for name, text in report.sections if name == "kernel console"), None)
+    crash = getattr(report.longrepr, "reprcrash", None)
+    return console or (crash.message if crash is not None else report.longreprtext)
