@@ -12,7 +12,7 @@ from .oracle.runner import shared_levels
 from .oracle.sync import chain_base, observe, sync_steps
 from .programs import pids_step, program
 
-SHARED_MARGIN = 64  # on a shared level, stay this far ahead of the cursor (kernel threads allocate there)
+SHARED_MARGIN = 64  # stay this far ahead of each level's cursor (automatic pids are handed out there)
 
 
 def used_pids(target: Any, chain_spec: dict | None = None) -> dict[int, set[int]]:
@@ -50,8 +50,7 @@ def pick_free(target: Any, levels: int | Sequence[int], chain_spec: dict | None 
     or an explicit list of levels; drawn from the upper half of pid_max (or from `low` up).
 
     Free means free in the chain's own namespace (exact); levels deeper than the chain use the
-    conservative union; on a shared level (a guest's initial namespace) the next SHARED_MARGIN pids
-    after the cursor are avoided.
+    conservative union; on every level the next SHARED_MARGIN pids after the cursor are avoided.
     """
     known, union = chain_levels(target, chain_spec)
     rng = random.Random(seed)
@@ -59,9 +58,10 @@ def pick_free(target: Any, levels: int | Sequence[int], chain_spec: dict | None 
     for level in range(levels) if isinstance(levels, int) else levels:
         lv = known[level] if level < len(known) else Level(pid_max=target.info.pid_max, used=union.get(level, set()))
         lo = low if low is not None else max(lv.pid_max // 2, RESERVED_PIDS + 1)
-        avoid = set(chosen)
-        if lv.shared:
-            avoid |= set(range(lv.cursor, lv.cursor + SHARED_MARGIN))
+        # Forks at this level (kernel threads on a shared level; racers, their children, helpers on a
+        # chain's own level) take the pids right after the cursor: a pid chosen there could be taken by
+        # one of them between the choice and its use, or right after a refused call released it.
+        avoid = set(chosen) | set(range(lv.cursor, lv.cursor + SHARED_MARGIN))
         pid = rng.randrange(lo, lv.pid_max)
         chosen.append(pid if lv.is_free(pid) and pid not in avoid else free_pid(lv, rng.randrange(1 << 16), avoid))
     return chosen
