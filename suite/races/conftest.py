@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from harness.oracle.model import ChainState, Level
 from harness.pidspace import pick_free
 from harness.profiles import Profile, SpawnRequest
 from harness.programs import program, race_step, read_file_step
@@ -73,14 +74,19 @@ class Races:
         steps = [*before, race_step(racers, n, setup, check), *after]
         reply = self.target.run(program(steps, spec), timeout=120 + n)
         res = reply["steps"][len(before)]
-        out = []
-        checks: list[Any] = []
-        for i, racers_ in enumerate(res.get("rounds", [res["racers"]])):
-            # the agent leaves out null/empty fields of racer results and repeats of a check result
-            full = [{"child": None, "child_exit": None, "read": [], **r} for r in racers_]
-            checks = [checks[j] if c is None else c for j, c in enumerate(res.get("check", [[]] * n)[i])]
-            out.append(Round(i, full, res.get("setup", [[]] * n)[i], checks))
-        return RaceRun(out, reply["steps"][len(before) + 1:], reply["chain"]["workers"])
+        return RaceRun(split_rounds(res, n), reply["steps"][len(before) + 1:], reply["chain"]["workers"])
+
+
+def split_rounds(res: dict[str, Any], rounds: int) -> list[Round]:
+    """A race step's result as one Round per round, with what the agent leaves out put back: null/empty
+    fields of racer results, and check results equal to the previous round's (sent as null)."""
+    out = []
+    checks: list[Any] = []
+    for i, racers_ in enumerate(res.get("rounds", [res["racers"]])):
+        full = [{"child": None, "child_exit": None, "read": [], **r} for r in racers_]
+        checks = [checks[j] if c is None else c for j, c in enumerate(res.get("check", [[]] * rounds)[i])]
+        out.append(Round(i, full, res.get("setup", [[]] * rounds)[i], checks))
+    return out
 
 
 @pytest.fixture
@@ -118,3 +124,115 @@ def shared_pids(pids: dict[str, Any], namespaces: list[int]) -> list[tuple[int, 
                     dupes.append((level, vector[level]))
                 seen.add(vector[level])
     return dupes
+
+
+# --- racers whose vectors overlap, and what every round of them must show (test_race_state_machine.py) ---
+WINDOW = 256  # pids the cyclic allocator hands out next: racers, their children and forks take pids there
+
+
+@dataclass(frozen=True)
+class Racer:
+    """A call at level `at` asking for `pids` (outermost first, 0 = the kernel's choice), or a plain fork
+    at `at` (pids None)."""
+
+    at: int
+    pids: tuple[int, ...] | None
+
+    def asked(self) -> dict[int, int]:
+        """Level -> pid this racer names."""
+        pids = self.pids or ()
+        first = self.at - len(pids) + 1
+        return {first + i: pid for i, pid in enumerate(pids) if pid}
+
+
+@dataclass(frozen=True)
+class RacePlan:
+    """Concrete racers; `fork_near`: (level, pid) the last racer, a plain fork, is aimed at through that
+    level's cursor (None: every racer is a call under test)."""
+
+    racers: tuple[Racer, ...]
+    fork_near: tuple[int, int] | None
+    held: frozenset[tuple[int, int]]  # (level, pid) in use before the race
+
+    def claims(self, i: int) -> set[tuple[int, int]]:
+        if self.racers[i].pids is None:
+            return {self.fork_near} if self.fork_near else set()
+        return set(self.racers[i].asked().items())
+
+    def contested(self) -> set[tuple[int, int]]:
+        """(level, pid) pairs claimed by two racers or more."""
+        seen: set[tuple[int, int]] = set()
+        twice: set[tuple[int, int]] = set()
+        for i in range(len(self.racers)):
+            twice |= seen & self.claims(i)
+            seen |= self.claims(i)
+        return twice
+
+    def allowed(self, i: int, alone: int, busy: int) -> set[int]:
+        """The errnos racer i may end with: what it gets alone, or busy when another racer claims its pids."""
+        if self.racers[i].pids is None:
+            return {0}
+        return {alone, busy} if self.claims(i) & self.contested() else {alone}
+
+
+
+def next_picks(level: Level, count: int = WINDOW) -> set[int]:
+    """The next `count` pids the cyclic allocator would hand out at `level`, in use or not."""
+    lo = level.pid_min()
+    start, span = max(level.cursor, lo), level.pid_max - lo
+    return {lo + (start - lo + i) % span for i in range(min(count, span))}
+
+
+
+def round_problems(rnd: Round, plan: RacePlan, alone: list[int], busy: int, workers: list[list[int]]) -> list[str]:
+    """Everything a round must show whatever the interleaving (test_race_state_machine.py lists it); `alone`
+    is each racer's errno in the state before the race, as the oracle predicts it."""
+    results, pids = rnd.racers, rnd.check[0]
+    where = f"round {rnd.index}: racers {list(plan.racers)} got {[(r['ret'], r['errno']) for r in results]}"
+    namespaces = chain_namespaces(pids, workers)
+    problems, won = [], set()
+    for i, (racer, res) in enumerate(zip(plan.racers, results, strict=True)):
+        allowed = plan.allowed(i, alone[i], busy)
+        if res["errno"] not in allowed:
+            problems.append(f"{where}: racer {i} ended with errno {res['errno']}, possible: {sorted(allowed)}")
+        if res["errno"]:
+            continue
+        children = tasks_with(pids, namespaces, racer.at, res["ret"])
+        if len(children) != 1:
+            problems.append(f"{where}: racer {i}'s child is not the one live task with pid {res['ret']}")
+            continue
+        vector = children[0]
+        if any(vector[k] != pid for k, pid in racer.asked().items()):
+            problems.append(f"{where}: racer {i} asked for {racer.asked()} (level: pid), its child has {vector}")
+        won |= {(k, vector[k]) for k in range(len(vector))} & plan.contested() | set(racer.asked().items())
+    for level, pid in sorted(plan.contested()):
+        if len(holders := tasks_with(pids, namespaces, level, pid)) > 1:
+            problems.append(f"{where}: pid {pid} at level {level} is held by {holders}")
+    if all(a == 0 for a in alone) and not any(r["errno"] == 0 for r in results):
+        problems.append(f"{where}: every racer would succeed alone, yet nobody won")
+    for i, res in enumerate(results):
+        if res["errno"]:
+            for level, pid in sorted(plan.claims(i) - won - plan.held):
+                if tasks_with(pids, namespaces, level, pid):
+                    problems.append(f"{where}: refused racer {i}'s pid {pid} at level {level} is in use")
+    if dupes := shared_pids(pids, namespaces):
+        problems.append(f"{where}: two live tasks share (level, pid) {dupes}")
+    return problems
+
+
+
+def unchanged_problems(before: ChainState, after: ChainState, touched: set[tuple[int, int]], where: str) -> list[str]:
+    """The chain's own levels hold exactly what they held before (only the holders); a shared level
+    (kernel threads) is compared on the pids the race asked for."""
+    problems = []
+    for k, (old, new) in enumerate(zip(before.levels, after.levels, strict=True)):
+        pids = {p for lv, p in touched if lv == k} if old.shared else old.used | new.used
+        for pid in sorted(p for p in pids if (p in old.used) != (p in new.used)):
+            problems.append(f"{where}: level {k} pid {pid} was {'in use' if pid in old.used else 'free'} "
+                            f"before, is {'in use' if pid in new.used else 'free'} after")
+    return problems
+
+
+# The semantics suite's fixtures for stateful tests (the hypothesis profile of the run; a skip without
+# ns_last_pid), shared rather than copied.
+from suite.semantics.conftest import hypothesis_profile, needs_ns_last_pid  # noqa: E402, F401
