@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
+from .race_check import race_expectation, race_signature
 
 FORMAT = "eclone-suite-repro/1"
 
@@ -77,13 +78,15 @@ def signature(step: dict[str, Any], result: dict[str, Any]) -> dict[str, Any] | 
         return sig
     if step.get("op") in ("occupy", "release"):
         return {"ok": bool(result.get("ok"))}
+    if step.get("op") == "race" and result:
+        return race_signature(step, result)
     return None
 
 
 def expectations(program: dict[str, Any], result: dict[str, Any]) -> list[dict[str, Any] | None]:
     """Per-step expectations for a C reproducer, from a result taken as the correct behaviour."""
-    return [signature(s, r) if s.get("op") == "syscall" else None
-            for s, r in zip(program.get("steps", []), result.get("steps", []), strict=False)]
+    return [signature(s, r) if s.get("op") == "syscall" else race_expectation(s, r) if s.get("op") == "race"
+            else None for s, r in zip(program.get("steps", []), result.get("steps", []), strict=False)]
 
 
 @dataclass
