@@ -77,8 +77,8 @@ def run_suite(args: argparse.Namespace) -> int:
     results = results_dir(args.results)
     argv = pytest_argv(args, results)
     note(f"results: {results}")
-    from .pytest_plugin import FATAL_ERRORS
     code = pytest.main(argv)
+    from .pytest_plugin import FATAL_ERRORS  # after main: importing hypothesis first defeats assert rewriting
     if FATAL_ERRORS:
         raise EnvError(FATAL_ERRORS[-1])
     note(f"results: {results} (junit.xml, results.ktap, summary.json, console.log, repro/ for failures"
