@@ -13,6 +13,7 @@ from .base import ARGS_ADDR, PIDS_ADDR, Profile, SpawnRequest, errno_name, i32_v
 
 NR_ECLONE = 451  # first free x86_64 number on 6.1; cachestat() from 6.5 on
 ECLONE_ARGS_SIZE = 56
+LINUX_CR_ARGS_SIZE = 48  # the final Linux-CR eclone (v13/v14, 2010) dropped reserved1
 
 # name, offset, size: struct clone_args of seed 003 (named eclone_args in the kernel)
 FIELDS = (
@@ -62,16 +63,21 @@ class EcloneProfile(Profile):
     def probe_steps(self) -> list[dict[str, Any]]:
         """A plain eclone (nr_pids 0) must create a child; args_size 55 must say EINVAL.
 
-        Another call at the same number (cachestat on >= 6.5) cannot do both.
+        Another call at the same number (cachestat on >= 6.5) cannot do both. A third call with the
+        48-byte struct of the final Linux-CR eclone tells that ABI apart, for a precise skip reason.
         """
         plain = self.spawn_step(SpawnRequest())
         short = self.spawn_step(SpawnRequest(), args_size=ECLONE_ARGS_SIZE - 1)
-        return [plain, short]
+        linux_cr = self.spawn_step(SpawnRequest(), args_size=LINUX_CR_ARGS_SIZE)
+        return [plain, short, linux_cr]
 
     def supported(self, results: list[dict[str, Any]]) -> str | None:
-        plain, short = results
+        plain, short, linux_cr = results
         if reason := no_syscall_reason(self.name, self.nr, plain):
             return reason
+        if plain.get("errno") == errno.EINVAL and linux_cr.get("ret", -1) > 0 and linux_cr.get("child"):
+            return (f"eclone: syscall {self.nr} takes a {LINUX_CR_ARGS_SIZE}-byte struct (the final Linux-CR "
+                    f"eclone, without reserved1); this profile tests the seeds' {ECLONE_ARGS_SIZE}-byte ABI")
         if plain.get("ret", -1) <= 0 or not plain.get("child"):
             return (f"eclone: syscall {self.nr} is not eclone on this kernel (a plain call gave "
                     f"{errno_name(plain.get('errno', 0))}; 451 is cachestat() from Linux 6.5 on)")
