@@ -64,6 +64,14 @@ def read_file_step(path: str, at: int = 0) -> Step:
     return {"op": "read_file", "at": at, "path": path}
 
 
+def sleep_step(seconds: float, at: int = 0) -> Step:
+    """nanosleep(2) in a level's worker: lets deferred kernel work (RCU callbacks freeing a namespace) run."""
+    whole = int(seconds)
+    timespec = whole.to_bytes(8, "little") + int((seconds - whole) * 1e9).to_bytes(8, "little")
+    return {"op": "syscall", "at": at, "nr": 35, "regs": [ARENA, 0, 0, 0, 0, 0],
+            "write": [[ARENA, timespec.hex()]]}
+
+
 def write_file_step(path: str, data: str, at: int = 0) -> Step:
     return {"op": "write_file", "at": at, "path": path, "data": data}
 

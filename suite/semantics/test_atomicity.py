@@ -8,7 +8,7 @@ import errno
 import pytest
 
 from harness.oracle.sync import NS_LAST_PID
-from harness.programs import chain, occupy_step, release_step, write_file_step
+from harness.programs import chain, occupy_step, program, release_step, sleep_step, write_file_step
 
 
 @pytest.mark.parametrize("busy_level", [0, 1])
@@ -68,3 +68,29 @@ def test_refused_call_leaves_the_chains_tasks_unchanged(calls, profile, needs_ns
     assert [lv.used for lv in after[1:]] == [lv.used for lv in before[1:]], "a task appeared in the chain"
     assert run.after.tasks == run.before.tasks
     assert all(p not in lv.used for p, lv in zip(pids[1:], after[1:], strict=True))
+
+
+
+MAX_PID_NAMESPACES = "/proc/sys/user/max_pid_namespaces"
+NS_LIMIT = 2  # per user namespace; the chain's own level-1 pid namespace takes one
+RCU_WAIT = 0.5  # a dropped pid namespace gives its count back from an RCU callback (delayed_free_pidns)
+
+
+def test_refused_calls_with_a_new_namespace_free_that_namespace(calls, profile):
+    """A refused CLONE_NEWPID call drops the pid namespace it made (NOTES.md step 10: nothing of a refused
+    call survives). A leaked reference is invisible to the call itself, but the user namespace's
+    max_pid_namespaces count is never given back: with one namespace left under the limit, every
+    refusal after the first would fail with ENOSPC, and so would a plain CLONE_NEWPID after them."""
+    spec = chain(1, userns_at=[1])
+    busy = [1, 1] if profile.name == "clone3" else [1]  # level 1's pid 1 is its init (clone3 also names the new ns)
+    tries = [[sleep_step(RCU_WAIT, at=1), calls.step(busy, at=1, newpid=True)] for _ in range(NS_LIMIT + 1)]
+    steps = [write_file_step(MAX_PID_NAMESPACES, str(NS_LIMIT), at=1), *(s for pair in tries for s in pair),
+             sleep_step(RCU_WAIT, at=1), calls.step(None, at=1, newpid=True),
+             write_file_step(MAX_PID_NAMESPACES, str(2**31 - 1), at=1)]
+    results = calls.target.run(program(steps, spec, fresh_chain=True))["steps"]
+    assert results[0] == {"errno": 0}, f"cannot set {MAX_PID_NAMESPACES} at level 1: {results[0]}"
+    refused = [(res["errno"], res["child"]) for res in results[2:-3:2]]
+    assert refused == [(profile.busy_errno, None)] * len(tries), "ENOSPC (28): a refused call kept its namespace"
+    after = results[-2]
+    assert after["errno"] == 0, f"no new pid namespace after {len(tries)} refused ones: {after}"
+    assert after["child"]["nspid"][-1] == 1

@@ -43,6 +43,16 @@ def test_root_of_a_user_namespace_cannot_reach_an_ancestor_level_it_does_not_own
     assert (res["errno"], res["child"]) == (errno.EPERM, None)
 
 
+@pytest.mark.profiles("eclone")
+def test_eclone_new_namespace_does_not_extend_privilege_to_ancestor_levels(calls):
+    """With CLONE_NEWPID the vector still names the caller's levels (step 9): the privilege walk starts at
+    the caller's namespace, not at the new one, so level 0 (not owned) stays out of reach."""
+    spec = chain(1, userns_at=[1])
+    pids = calls.free([0, 1], spec)
+    res = calls.spawn(pids, at=1, spec=spec, newpid=True)
+    assert (res["errno"], res["child"]) == (errno.EPERM, None)
+
+
 def test_user_namespace_in_the_middle_owns_the_levels_below_it(calls):
     spec = chain(3, userns_at=[2])
     pids = calls.free([1, 2, 3], spec)
