@@ -109,46 +109,36 @@ static void die(const char *what)
 	exit(2);
 }
 
+/*
+ * A raw syscall whose new task (return 0) runs `child_asm` without touching memory, so it may share
+ * ours (CLONE_VM, no stack of its own); the caller gets the return value.
+ */
+#define RAW_CLONE_SYSCALL(nr, r, child_asm)                                                        \
+	({                                                                                         \
+		long ret_;                                                                         \
+		register long r10_ __asm__("r10") = (long)(r)[3];                                  \
+		register long r8_ __asm__("r8") = (long)(r)[4];                                    \
+		register long r9_ __asm__("r9") = (long)(r)[5];                                    \
+		__asm__ volatile("syscall\n\t"                                                     \
+				 "test %%rax, %%rax\n\t"                                           \
+				 "jnz 1f\n\t" child_asm "1:"                                       \
+				 : "=a"(ret_)                                                      \
+				 : "a"(nr), "D"((r)[0]), "S"((r)[1]), "d"((r)[2]), "r"(r10_),       \
+				   "r"(r8_), "r"(r9_)                                              \
+				 : "rcx", "r11", "memory");                                        \
+		ret_;                                                                              \
+	})
+
 /* syscall; where it returns 0 in a new task, that task exits at once (CLONE_VM, new stacks). */
 static long raw_syscall_child_exits(long nr, const unsigned long *r)
 {
-	long ret;
-	register long r10 __asm__("r10") = (long)r[3];
-	register long r8 __asm__("r8") = (long)r[4];
-	register long r9 __asm__("r9") = (long)r[5];
-
-	__asm__ volatile("syscall\n\t"
-			 "test %%rax, %%rax\n\t"
-			 "jnz 1f\n\t"
-			 "mov $60, %%eax\n\t"
-			 "xor %%edi, %%edi\n\t"
-			 "syscall\n\t"
-			 "1:"
-			 : "=a"(ret)
-			 : "a"(nr), "D"(r[0]), "S"(r[1]), "d"(r[2]), "r"(r10), "r"(r8), "r"(r9)
-			 : "rcx", "r11", "memory");
-	return ret;
+	return RAW_CLONE_SYSCALL(nr, r, "mov $60, %%eax\n\txor %%edi, %%edi\n\tsyscall\n\t");
 }
 
 /* syscall; a new task (return 0) loops on pause() without touching memory, so it can share ours. */
 static long raw_syscall_child_parks(long nr, const unsigned long *r)
 {
-	long ret;
-	register long r10 __asm__("r10") = (long)r[3];
-	register long r8 __asm__("r8") = (long)r[4];
-	register long r9 __asm__("r9") = (long)r[5];
-
-	__asm__ volatile("syscall\n\t"
-			 "test %%rax, %%rax\n\t"
-			 "jnz 1f\n\t"
-			 "2: mov $34, %%eax\n\t"
-			 "syscall\n\t"
-			 "jmp 2b\n\t"
-			 "1:"
-			 : "=a"(ret)
-			 : "a"(nr), "D"(r[0]), "S"(r[1]), "d"(r[2]), "r"(r10), "r"(r8), "r"(r9)
-			 : "rcx", "r11", "memory");
-	return ret;
+	return RAW_CLONE_SYSCALL(nr, r, "2: mov $34, %%eax\n\tsyscall\n\tjmp 2b\n\t");
 }
 
 static void map_arena(void)
