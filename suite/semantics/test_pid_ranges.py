@@ -63,6 +63,21 @@ def test_eclone_reserved_pids_depend_on_the_namespaces_cursor(calls, needs_ns_la
         assert res["child"]["nspid"] == [outer, pid]
 
 
+@pytest.mark.profiles("eclone")
+def test_eclone_reserved_pids_are_judged_by_each_levels_own_cursor(calls, needs_ns_last_pid):
+    """Step 7 is per level: a young inner namespace (cursor below 300) does not let a pid below 300
+    through at an outer level whose cursor is past 300."""
+    spec = chain(1)
+    (inner,) = calls.free([1], spec)
+    low = [p for p in range(299, 200, -1) if p not in calls.in_use(spec)[0]]
+    if not low:
+        pytest.skip("no free pid in 201..299 at level 0")
+    young = write_file_step(NS_LAST_PID, str(min(inner, 200) - 1), at=1)
+    res = calls.spawn([low[0], inner], at=1, spec=spec,
+                      setup=[write_file_step(NS_LAST_PID, "999", at=0), young])
+    assert (res["errno"], res["child"]) == (errno.EINVAL, None), res
+
+
 @pytest.mark.profiles("clone3")
 def test_clone3_accepts_pids_below_300_whatever_the_cursor(calls, needs_ns_last_pid):
     spec = chain(1)
