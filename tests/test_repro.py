@@ -214,7 +214,7 @@ def test_the_c_reproducer_agrees_with_the_agent_on_the_reference_kernel(referenc
         result = target.run(prog)
         assert result["steps"][3]["child"]["nspid"] == [3000, 77]
         source = tmp_path / "repro.c"
-        source.write_text(render_c(prog, expectations(prog, result), result["steps"]))
+        source.write_text(render_c(prog, expectations(prog, result)))
         binary = tmp_path / "repro"
         subprocess.run(["gcc", "-O1", "-o", str(binary), str(source)], check=True)
         ran = target.run(program(install_and_exec_steps(binary.read_bytes(), "/tmp/repro", timeout=20)))

@@ -183,11 +183,9 @@ def _levels(chain: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
-def render_c(program: dict[str, Any], expected: Sequence[dict[str, Any] | None],
-             recorded: Sequence[dict[str, Any]] = (), title: str = "") -> str:
+def render_c(program: dict[str, Any], expected: Sequence[dict[str, Any] | None], title: str = "") -> str:
     """C source for `program`: `expected[i]` is {errno, nspid?} for a syscall step i, a race's
-    race_expectation() for a race step, None = only print it. `recorded` (the results seen when the
-    program failed) is accepted for callers that have it; the C program finds children's depth itself."""
+    race_expectation() for a race step, None = only print it (the C program finds children's depth itself)."""
     steps = program.get("steps", [])
     if len(expected) != len(steps):
         raise UsageError(f"{len(expected)} expectations for {len(steps)} steps")

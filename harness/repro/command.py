@@ -51,8 +51,7 @@ def repro_command(args: argparse.Namespace) -> int:
     if args.c is not None:
         failing = next((d.run for d in diffs if not d.same), len(recording.runs) - 1)
         run = recording.runs[failing]
-        source = render_c(run["program"], expectations(run["program"], results[failing]),
-                          run["result"].get("steps", []), title=recording.test)
+        source = render_c(run["program"], expectations(run["program"], results[failing]), title=recording.test)
         Path(args.c).write_text(source)
         print(f"C reproducer of run {failing} written to {args.c} (gcc -static -o repro {args.c} && ./repro)")
     reproduced = all(d.same for d in diffs)
