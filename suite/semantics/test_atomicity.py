@@ -82,15 +82,19 @@ def test_refused_calls_with_a_new_namespace_free_that_namespace(calls, profile):
     max_pid_namespaces count is never given back: with one namespace left under the limit, every
     refusal after the first would fail with ENOSPC, and so would a plain CLONE_NEWPID after them."""
     spec = chain(1, userns_at=[1])
-    busy = [1, 1] if profile.name == "clone3" else [1]  # level 1's pid 1 is its init (clone3 also names the new ns)
-    tries = [[sleep_step(RCU_WAIT, at=1), calls.step(busy, at=1, newpid=True)] for _ in range(NS_LIMIT + 1)]
-    steps = [write_file_step(MAX_PID_NAMESPACES, str(NS_LIMIT), at=1), *(s for pair in tries for s in pair),
-             sleep_step(RCU_WAIT, at=1), calls.step(None, at=1, newpid=True),
-             write_file_step(MAX_PID_NAMESPACES, str(2**31 - 1), at=1)]
+    # level 1's pid 1 is its init, so busy; a profile that names the new namespace's pid asks for 1 there
+    busy = [1, 1] if profile.needs_init_pid_first else [1]
+    steps, refusals = [write_file_step(MAX_PID_NAMESPACES, str(NS_LIMIT), at=1)], []
+    for _ in range(NS_LIMIT + 1):  # each after a wait, so a correct kernel has the count back every time
+        refusals.append(len(steps) + 1)
+        steps += [sleep_step(RCU_WAIT, at=1), calls.step(busy, at=1, newpid=True)]
+    plain = len(steps) + 1
+    steps += [sleep_step(RCU_WAIT, at=1), calls.step(None, at=1, newpid=True),
+              write_file_step(MAX_PID_NAMESPACES, str(2**31 - 1), at=1)]
     results = calls.target.run(program(steps, spec, fresh_chain=True))["steps"]
     assert results[0] == {"errno": 0}, f"cannot set {MAX_PID_NAMESPACES} at level 1: {results[0]}"
-    refused = [(res["errno"], res["child"]) for res in results[2:-3:2]]
-    assert refused == [(profile.busy_errno, None)] * len(tries), "ENOSPC (28): a refused call kept its namespace"
-    after = results[-2]
-    assert after["errno"] == 0, f"no new pid namespace after {len(tries)} refused ones: {after}"
+    refused = [(results[i]["errno"], results[i]["child"]) for i in refusals]
+    assert refused == [(profile.busy_errno, None)] * len(refusals), "ENOSPC (28): a refused call kept its namespace"
+    after = results[plain]
+    assert after["errno"] == 0, f"no new pid namespace after {len(refusals)} refused ones: {after}"
     assert after["child"]["nspid"][-1] == 1
