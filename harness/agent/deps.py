@@ -16,9 +16,11 @@ def _exercise() -> None:
         arena,
         chains,
         channel,
+        child_stub,
         deps,
         executor,
         guest_init,
+        lean_fork,
         libc,
         procfs,
         program,
@@ -27,7 +29,6 @@ def _exercise() -> None:
         sandbox,
         server,
         steps,
-        trampoline,
         wire,
     )
 
@@ -37,7 +38,7 @@ def _exercise() -> None:
         traceback.format_exc()
     json.loads(json.dumps({"a": [1, "é"]}))
     server.info()
-    trampoline.syscall_child_exits(39)
+    child_stub.syscall(39, [], "exit")
 
 
 def _interpreter(path: str) -> str | None:

@@ -16,7 +16,7 @@ import signal
 from collections.abc import Callable
 from typing import Any
 
-from . import arena, libc, race, steps, trampoline, wire
+from . import arena, child_stub, lean_fork, libc, race, steps, wire
 
 SYS_SETNS, SYS_PIDFD_OPEN = 308, 434
 
@@ -38,40 +38,11 @@ def rdtsc() -> int:
     return _tsc()
 
 
-# long park(nr, a1..a6): like trampoline's stub, but the child (return 0) loops on pause() instead of exiting
-_PARK = bytes.fromhex(
-    "4889f8" "4889f7" "4889d6" "4889ca" "4d89c2" "4d89c8" "4c8b4c2408"  # SysV arguments -> syscall registers
-    "0f05" "4885c0" "7509"  # syscall; test rax, rax; jnz ret
-    "b822000000" "0f05" "ebf7"  # loop: mov eax, 34 (pause); syscall; jmp loop
-    "c3")
-_park_page: mmap.mmap | None = None
-_park: Callable[..., int] | None = None
-
-
-def _park_stub() -> Callable[..., int]:
-    """Map the park stub once (before any barrier: a racer maps it when it arms its first call)."""
-    global _park_page, _park
-    if _park is None:
-        _park_page = mmap.mmap(-1, mmap.PAGESIZE, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
-        _park_page.write(_PARK)
-        proto = ctypes.CFUNCTYPE(ctypes.c_long, *([ctypes.c_long] * 7))
-        _park = proto(ctypes.addressof(ctypes.c_char.from_buffer(_park_page)))
-    return _park
-
-
-def _prepared_call(nr: int, regs: list[int], mode: str | None) -> Callable[[], tuple[int, int]]:
-    """The call with its arguments converted in advance."""
-    signed = [libc._signed(r) for r in (regs + [0] * 6)[:6]]
-    if mode == "exit":
-        return lambda: trampoline.syscall_child_exits(nr, *regs)
-    if mode == "park":  # a clone-like call whose child stays alive without running Python
-        stub = _park_stub()
-
-        def park() -> tuple[int, int]:
-            ret = stub(nr, *signed)
-            return (-1, -ret) if -4096 < ret < 0 else (ret, 0)
-        return park
-    args = [ctypes.c_long(nr)] + [ctypes.c_long(r) for r in signed]
+def _prepared_call(nr: int, regs: list[int], mode: str | None, wfd: int) -> Callable[[], tuple[int, int]]:
+    """The call with its arguments converted in advance; clone-like calls go through the stub."""
+    if mode is not None:
+        return child_stub.prepare(nr, regs, mode, wfd)
+    args = [ctypes.c_long(nr)] + [ctypes.c_long(r) for r in child_stub.signed_regs(regs)]
 
     def call() -> tuple[int, int]:
         ctypes.set_errno(0)
@@ -183,7 +154,7 @@ class Racer:
         raise steps.StepError(f"step {op!r} cannot race")
 
     def arm_syscall(self, step: dict[str, Any], msg: dict[str, Any]) -> tuple[Callable, Callable]:
-        """A `syscall` step split around the barrier (the child handling is steps.invoke_syscall's)."""
+        """A `syscall` step split around the barrier (children handled as in steps.invoke_syscall)."""
         mode = step.get("child", "report") if step.get("clone") else None
         if mode not in (None, "report", "hold", "exit", "park"):
             raise steps.StepError(f"child mode {mode!r} cannot race")
@@ -191,35 +162,35 @@ class Racer:
         if msg.get("ns_pid") is not None:
             join_pidns(int(msg["ns_pid"]))
             self.joined = True
-        rfd, wfd = os.pipe() if mode in ("report", "hold") else (-1, -1)
-        run = _prepared_call(int(step["nr"]), [int(r) for r in step.get("regs", [])], mode)
+        fds = list(os.pipe()) if mode in ("report", "hold") else [-1, -1]
+        run = _prepared_call(int(step["nr"]), [int(r) for r in step.get("regs", [])], mode, fds[1])
+        if mode is not None:
+            lean_fork.mark(steps.keep_in_children())
         me = os.getpid()
 
         def finish(raw: tuple[int, int] | None) -> dict[str, Any]:
+            if mode is not None:
+                lean_fork.unmark()
+            if os.getpid() != me:
+                os._exit(0)  # a child nobody announced: it must never run the racer's loop
             try:
-                return self.after_syscall(step, mode, raw, (rfd, wfd), me) if raw is not None else {}
+                if fds[1] >= 0:
+                    os.close(fds[1])
+                    fds[1] = -1
+                return self.after_syscall(step, mode, raw, fds[0]) if raw is not None else {}
             finally:
-                for fd in (rfd, wfd):
+                for fd in fds:
                     if fd >= 0:
                         os.close(fd)
         return run, finish
 
     def after_syscall(self, step: dict[str, Any], mode: str | None, raw: tuple[int, int],
-                      fds: tuple[int, int], me: int) -> dict[str, Any]:
+                      rfd: int) -> dict[str, Any]:
         ret, err = raw
-        rfd, wfd = fds
-        if (ret == 0 and mode in ("report", "hold")) or os.getpid() != me:
-            if mode in ("report", "hold") and ret == 0:
-                steps.child_main(wfd, mode == "hold")
-            os._exit(0)  # a child nobody announced: it must never run the racer's loop
         result: dict[str, Any] = {"ret": ret, "errno": err, "child": None, "child_exit": None,
                                   "read": [arena.read(int(a), int(n)).hex() for a, n in step.get("read", [])]}
         if ret > 0 and mode in ("report", "hold"):
-            try:
-                result["child"] = wire.recv(rfd, steps.CHILD_REPORT_TIMEOUT)
-            except wire.WireError as e:
-                self.holders.reaper.kill(ret)
-                raise steps.StepError(f"child {ret} did not report: {e}") from None
+            result["child"] = steps.take_report(ret, rfd, self.holders)
             if mode == "hold":
                 self.holders.add(ret, step.get("as"))
             else:

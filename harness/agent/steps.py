@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-import signal
+import select
 from typing import Any
 
-from . import arena, exec_step, libc, procfs, trampoline, wire
+from . import arena, child_stub, exec_step, lean_fork, libc, procfs
 from .reaper import Reaper
 
 CHILD_REPORT_TIMEOUT = 10.0
@@ -53,14 +53,46 @@ class Holders:
         self.recent = set()
 
 
-def child_main(fd: int, hold: bool) -> None:
-    """In a fork-like child: report NSpid and getpid to the caller, then exit or hold. Never returns."""
+STUB_MODES = ("report", "hold", "exit", "sp")
+
+
+def keep_in_children() -> list[tuple[int, int]]:
+    """What a stub child needs of its parent's memory: the stub's page and the arena."""
+    return [child_stub.page_range(), (arena.ARENA, arena.ARENA_SIZE)]
+
+
+def stub_call(nr: int, regs: list[int], mode: str) -> tuple[int, int, int]:
+    """(ret, errno, rfd) of a clone-like call through the stub; rfd (or -1) carries a report/hold child's
+    report. The child gets none of the interpreter's memory (lean_fork)."""
+    rfd, wfd = os.pipe() if mode in ("report", "hold") else (-1, -1)
     try:
-        wire.send(fd, {"nspid": procfs.nspid(), "getpid": os.getpid()})
-        while hold:
-            signal.pause()
+        with lean_fork.lean_fork(keep_in_children()):
+            ret, err = child_stub.syscall(nr, regs, mode, wfd)
+    except BaseException:
+        if rfd >= 0:
+            os.close(rfd)
+        raise
     finally:
-        os._exit(0)
+        if wfd >= 0:
+            os.close(wfd)
+    return ret, err, rfd
+
+
+def read_report(rfd: int, timeout: float = 0.0) -> dict[str, Any]:
+    """The child's report from the stub's pipe (one write below PIPE_BUF, so one read); ValueError if none."""
+    ready, _, _ = select.select([rfd], [], [], timeout or CHILD_REPORT_TIMEOUT)
+    if not ready:
+        raise ValueError(f"no report within {timeout or CHILD_REPORT_TIMEOUT:.0f} s")
+    return child_stub.parse_report(os.read(rfd, 8192))
+
+
+def take_report(pid: int, rfd: int, holders: Holders) -> dict[str, Any]:
+    """Read a report/hold child's report; a child that does not report is killed (StepError)."""
+    try:
+        return read_report(rfd)
+    except (ValueError, OSError) as e:
+        holders.reaper.kill(pid)
+        raise StepError(f"child {pid} did not report: {e}") from None
 
 
 def prepare_syscall(step: dict[str, Any]) -> None:
@@ -74,29 +106,21 @@ def invoke_syscall(step: dict[str, Any], holders: Holders) -> dict[str, Any]:
     """Make the call (after prepare_syscall) and handle a child it may create."""
     regs = [int(r) for r in step.get("regs", [])]
     mode = step.get("child", "report") if step.get("clone") else None
-    if mode not in (None, "report", "hold", "exit", "sp"):
+    if mode not in (None, *STUB_MODES):
         raise StepError(f"unknown child mode {mode!r}")
-    rfd = wfd = -1
-    if mode in ("report", "hold"):
-        rfd, wfd = os.pipe()
-    me = os.getpid()
-    if mode in ("exit", "sp"):
-        ret, err = trampoline.syscall_child_exits(int(step["nr"]), *regs, store_sp=mode == "sp")
-    else:
+    rfd = -1
+    if mode is None:
+        me = os.getpid()
         ret, err = libc.syscall(int(step["nr"]), *regs)
-    if (ret == 0 and mode in ("report", "hold")) or os.getpid() != me:
-        if mode in ("report", "hold") and ret == 0:
-            child_main(wfd, mode == "hold")
-        os._exit(0)  # a child nobody announced: it must never run the agent's loop
+        if os.getpid() != me:
+            os._exit(0)  # a child nobody announced: it must never run the agent's loop
+    else:
+        ret, err, rfd = stub_call(int(step["nr"]), regs, mode)
     result: dict[str, Any] = {"ret": ret, "errno": err, "child": None, "child_exit": None}
     result["read"] = [arena.read(int(a), int(n)).hex() for a, n in step.get("read", [])]
     try:
         if ret > 0 and mode in ("report", "hold"):
-            try:
-                result["child"] = wire.recv(rfd, CHILD_REPORT_TIMEOUT)
-            except wire.WireError as e:
-                holders.reaper.kill(ret)
-                raise StepError(f"child {ret} did not report: {e}") from None
+            result["child"] = take_report(ret, rfd, holders)
             if mode == "hold":
                 holders.add(ret, step.get("as"))
             else:
@@ -104,9 +128,8 @@ def invoke_syscall(step: dict[str, Any], holders: Holders) -> dict[str, Any]:
         elif ret > 0 and mode in ("exit", "sp"):
             result["child_exit"] = holders.reaper.wait(ret)
     finally:
-        for fd in (rfd, wfd):
-            if fd >= 0:
-                os.close(fd)
+        if rfd >= 0:
+            os.close(rfd)
     return result
 
 
@@ -158,20 +181,14 @@ def occupy(step: dict[str, Any], holders: Holders) -> dict[str, Any]:
     res = procfs.write_text("/proc/sys/kernel/ns_last_pid", str(pid - 1))
     if res["errno"]:
         return {"ok": False, "nspid": None, "errno": res["errno"]}
-    rfd, wfd = os.pipe()
+    child, err, rfd = stub_call(libc.SYS_CLONE, [libc.SIGCHLD, 0, 0, 0, 0, 0], "hold")
     try:
-        child = os.fork()
-        if child == 0:
-            child_main(wfd, True)
+        if child < 0:
+            raise StepError(f"occupy: fork failed: {os.strerror(err)}")
         holders.reaper.own(child)
-        try:
-            report = wire.recv(rfd, CHILD_REPORT_TIMEOUT)
-        except wire.WireError as e:
-            holders.reaper.kill(child)
-            raise StepError(f"occupy holder did not report: {e}") from None
+        report = take_report(child, rfd, holders)
     finally:
         os.close(rfd)
-        os.close(wfd)
     if child != pid:
         holders.reaper.kill(child)
         return {"ok": False, "nspid": report["nspid"], "errno": 0}

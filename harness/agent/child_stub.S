@@ -1,0 +1,89 @@
+/*
+ * The agent's clone stub (x86_64, SysV): the only code a child of a clone-like call ever runs.
+ *
+ *   long stub(long nr, long a1, long a2, long a3, long a4, long a5, long a6, long mode, long wfd);
+ *
+ * Issues syscall nr with a1..a6. Where it returns 0 (in a new task) the child does what `mode` says and
+ * never returns to Python (the caller's Python heap may not even be mapped in it: see lean_fork.py):
+ *   0 exit   exit(0) (not exit_group: a CLONE_THREAD child ends only itself)
+ *   1 sp     store the initial stack pointer at SP_SLOT, then exit(0)
+ *   2 report write getpid() (4 bytes) + the text of /proc/self/status to wfd in one write, exit(0)
+ *   3 hold   like report, then pause() until killed
+ *   4 park   pause() until killed, reporting nothing
+ * The child uses no stack: a new stack pointer may point anywhere. Its buffer is REPORT_BUF in its own
+ * copy of the arena. Regenerate child_stub.py after editing: python -m harness.stub_asm.
+ */
+	.intel_syntax noprefix
+	.set SP_SLOT, 0x10000fff8
+	.set REPORT_BUF, 0x100008000
+	.set REPORT_MAX, 4000		/* one write below PIPE_BUF: the parent gets it in one read */
+	.text
+	.globl stub
+stub:
+	push rbx
+	push r12
+	mov rbx, [rsp + 32]		/* mode (after two pushes and the return address) */
+	mov r12, [rsp + 40]		/* wfd */
+	mov rax, rdi
+	mov rdi, rsi
+	mov rsi, rdx
+	mov rdx, rcx
+	mov r10, r8
+	mov r8, r9
+	mov r9, [rsp + 24]		/* a6 */
+	syscall
+	test rax, rax
+	jz child
+	pop r12
+	pop rbx
+	ret
+child:
+	cmp rbx, 1
+	jne not_sp
+	movabs rcx, SP_SLOT
+	mov [rcx], rsp
+	jmp die
+not_sp:
+	cmp rbx, 4
+	je park
+	cmp rbx, 2
+	jb die
+	mov eax, 39			/* getpid */
+	syscall
+	movabs rcx, REPORT_BUF
+	mov [rcx], eax
+	mov eax, 2			/* open("/proc/self/status", O_RDONLY) */
+	lea rdi, [rip + status_path]
+	xor esi, esi
+	xor edx, edx
+	syscall
+	xor r8d, r8d			/* bytes of status read */
+	test rax, rax
+	js send
+	mov rdi, rax
+	xor eax, eax			/* read(fd, REPORT_BUF + 4, REPORT_MAX - 4) */
+	movabs rsi, REPORT_BUF + 4
+	mov edx, REPORT_MAX - 4
+	syscall
+	test rax, rax
+	js send
+	mov r8, rax
+send:
+	mov eax, 1			/* write(wfd, REPORT_BUF, 4 + n) */
+	mov rdi, r12
+	movabs rsi, REPORT_BUF
+	lea rdx, [r8 + 4]
+	syscall
+	cmp rbx, 3
+	jne die
+park:
+	mov eax, 34			/* pause */
+	syscall
+	jmp park
+die:
+	mov eax, 60			/* exit(0) */
+	xor edi, edi
+	syscall
+	ud2
+status_path:
+	.asciz "/proc/self/status"

@@ -1,0 +1,82 @@
+"""The clone stub: machine code (child_stub.S) that makes a clone-like call so that no child runs Python.
+
+A child of the agent never runs the interpreter: it exits, stores its stack pointer, reports (getpid and
+its /proc/self/status in one pipe write), holds or parks, all in machine code. That is what makes a
+spawn cheap (with lean_fork, the child does not even get a copy of the interpreter's memory) and lets
+CLONE_VM, CLONE_THREAD and new-stack children work at all.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import mmap
+from collections.abc import Callable
+
+from .libc import MASK64
+
+MODES = {"exit": 0, "sp": 1, "report": 2, "hold": 3, "park": 4}
+
+# Generated from child_stub.S by `python -m harness.stub_asm`; tests/test_child_stub.py checks it.
+CODE = bytes.fromhex(
+    "534154488b5c24204c8b6424284889f84889f74889d64889ca4d89c24d89c84c"
+    "8b4c24180f054885c07404415c5bc34883fb01750f48b9f8ff00000100000048"
+    "8921eb7e4883fb04746f4883fb027272b8270000000f0548b900800000010000"
+    "008901b802000000488d3d5e00000031f631d20f054531c04885c0781e4889c7"
+    "31c048be0480000001000000ba9c0f00000f054885c078034989c0b801000000"
+    "4c89e748be0080000001000000498d50040f054883fb037509b8220000000f05"
+    "ebf7b83c00000031ff0f050f0b2f70726f632f73656c662f73746174757300"
+)
+
+_page: mmap.mmap | None = None
+_stub: ctypes._CFuncPtr | None = None
+
+
+def page_range() -> tuple[int, int]:
+    """Where the stub lives (lean_fork must keep this page in every child)."""
+    _load()
+    assert _page is not None
+    start = ctypes.addressof(ctypes.c_char.from_buffer(_page))
+    return start, mmap.PAGESIZE
+
+
+def _load() -> ctypes._CFuncPtr:
+    global _page, _stub
+    if _stub is None:
+        _page = mmap.mmap(-1, mmap.PAGESIZE, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+        _page.write(CODE)
+        proto = ctypes.CFUNCTYPE(ctypes.c_long, *([ctypes.c_long] * 9))
+        _stub = proto(ctypes.addressof(ctypes.c_char.from_buffer(_page)))
+    return _stub
+
+
+def signed_regs(regs: list[int]) -> list[int]:
+    """Six registers as c_long values (programs give them unsigned 64-bit)."""
+    out = [r & MASK64 for r in (list(regs) + [0] * 6)[:6]]
+    return [r - (1 << 64) if r >= 1 << 63 else r for r in out]
+
+
+def prepare(nr: int, regs: list[int], mode: str, wfd: int = -1) -> Callable[[], tuple[int, int]]:
+    """The call with everything converted in advance (racers run only this after their barrier)."""
+    stub = _load()
+    args = [nr, *signed_regs(regs), MODES[mode], wfd]
+
+    def call() -> tuple[int, int]:
+        ret = stub(*args)
+        return (-1, -ret) if -4096 < ret < 0 else (ret, 0)
+    return call
+
+
+def syscall(nr: int, regs: list[int], mode: str, wfd: int = -1) -> tuple[int, int]:
+    """(ret, errno) of the call in the caller; a child it creates follows `mode` and never returns."""
+    return prepare(nr, regs, mode, wfd)()
+
+
+def parse_report(data: bytes) -> dict[str, object]:
+    """The report a `report`/`hold` child wrote: {"nspid": [...], "getpid": n}; ValueError if it is not one."""
+    if len(data) < 4:
+        raise ValueError(f"short report ({len(data)} bytes)")
+    getpid = int.from_bytes(data[:4], "little", signed=True)
+    for line in data[4:].split(b"\n"):
+        if line.startswith(b"NSpid:"):
+            return {"nspid": [int(x) for x in line.split()[1:]], "getpid": getpid}
+    raise ValueError("no NSpid line in the child's /proc/self/status")

@@ -1,0 +1,106 @@
+"""Make a fork-like call cheap: the child gets only the pages it can use, not a copy of the interpreter.
+
+A fork copies the caller's page tables and write-protects every private page, so the caller then takes a
+copy-on-write fault on each page the interpreter touches: under TCG that made the agent's spawn about
+ten times slower than a small C program's. The children of our clone stub never run Python (they use
+only the stub's page and their copy of the arena), so around a stub call every private mapping of the
+caller is marked MADV_DONTFORK except those two, and marked back afterwards: the kernel then copies
+almost nothing, and the interpreter's pages are never write-protected.
+[vvar] (VM_IO) is left alone: MADV_DOFORK refuses VM_IO mappings, so it could never be marked back.
+The page of glibc's rseq area is kept too: the kernel writes it on the child's way back to user space and
+kills the child with SIGSEGV when it is not mapped.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+MADV_DONTFORK, MADV_DOFORK = 10, 11
+LOW, TOP = 0x10000, 0x7FFF_FFFF_F000  # mmap_min_addr .. the 47-bit user address space
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_madvise = _libc.madvise
+_madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+_spans: list[tuple[int, int]] | None = None
+_kernel_touches: list[tuple[int, int]] | None = None
+ARCH_GET_FS, SYS_ARCH_PRCTL, PAGE = 0x1003, 158, 4096
+
+
+def io_mappings() -> list[tuple[int, int]]:
+    """The [vvar]-like mappings (VM_IO: never marked), from /proc/self/maps; they do not move."""
+    out = []
+    with open("/proc/self/maps", "rb") as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) >= 6 and fields[5].startswith(b"[vvar"):
+                lo, hi = (int(x, 16) for x in fields[0].split(b"-"))
+                out.append((lo, hi))
+    return sorted(out)
+
+
+def spans() -> list[tuple[int, int]]:
+    """(start, length) pieces of the user address space around the VM_IO mappings."""
+    global _spans
+    if _spans is None:
+        pieces, start = [], LOW
+        for lo, hi in io_mappings():
+            if lo > start:
+                pieces.append((start, lo - start))
+            start = max(start, hi)
+        if start < TOP:
+            pieces.append((start, TOP - start))
+        _spans = pieces
+    return _spans
+
+
+def rseq_page() -> list[tuple[int, int]]:
+    """The page holding this thread's rseq area (thread pointer + glibc's __rseq_offset), if registered."""
+    try:
+        offset = ctypes.c_long.in_dll(_libc, "__rseq_offset").value
+        size = ctypes.c_uint.in_dll(_libc, "__rseq_size").value
+    except ValueError:  # glibc before 2.35 registers no rseq area
+        return []
+    if size == 0:
+        return []
+    fs = ctypes.c_ulong()
+    _libc.syscall(SYS_ARCH_PRCTL, ARCH_GET_FS, ctypes.byref(fs))
+    return [((fs.value + offset) & ~(PAGE - 1), PAGE)]
+
+
+def kernel_touches() -> list[tuple[int, int]]:
+    """What the kernel itself writes in a new child before it runs an instruction."""
+    global _kernel_touches
+    if _kernel_touches is None:
+        _kernel_touches = rseq_page()
+    return _kernel_touches
+
+
+def _advise(start: int, length: int, advice: int) -> None:
+    """madvise over a range with holes: ENOMEM (unmapped parts) is expected, the mapped parts are done."""
+    _madvise(start, length, advice)
+
+
+def mark(keep: list[tuple[int, int]]) -> None:
+    """From now on a fork copies only the (start, length) ranges in `keep` (page aligned)."""
+    for start, length in spans():
+        _advise(start, length, MADV_DONTFORK)
+    for start, length in [*keep, *kernel_touches()]:
+        _advise(start, length, MADV_DOFORK)
+
+
+def unmark() -> None:
+    """Forks copy everything again (before anything forks a child that runs Python)."""
+    for start, length in spans():
+        _advise(start, length, MADV_DOFORK)
+
+
+@contextmanager
+def lean_fork(keep: list[tuple[int, int]]) -> Iterator[None]:
+    """Within: a fork copies only the ranges in `keep`."""
+    mark(keep)
+    try:
+        yield
+    finally:
+        unmark()

@@ -1,0 +1,103 @@
+"""The clone stub's committed bytes match its source, and its children behave as PROGRAMS.md says.
+
+The behaviour cases run the stub in a forked copy of this test process (x86_64 Linux only), with and
+without lean_fork: a report child must report, a hold child must stay, and none may run Python.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import signal
+import sys
+from collections.abc import Callable
+
+import pytest
+
+from harness import stub_asm
+from harness.agent import arena, child_stub, lean_fork, steps
+
+SYS_CLONE, SIGCHLD = 56, 17
+x86_64 = pytest.mark.skipif(platform.machine() != "x86_64" or sys.platform != "linux",
+                            reason="the stub is x86_64 Linux machine code")
+
+
+@pytest.mark.skipif(shutil.which("as") is None, reason="binutils (as) not installed")
+def test_committed_bytes_match_the_assembly_source() -> None:
+    assert child_stub.CODE == stub_asm.assemble(), "run python -m harness.stub_asm"
+
+
+def test_report_parsing_takes_getpid_and_the_nspid_line() -> None:
+    data = (1234).to_bytes(4, "little") + b"Name:\tx\nNSpid:\t600\t7\t1\nPid:\t600\n"
+    assert child_stub.parse_report(data) == {"nspid": [600, 7, 1], "getpid": 1234}
+    with pytest.raises(ValueError):
+        child_stub.parse_report(b"\x01\x00")
+    with pytest.raises(ValueError):
+        child_stub.parse_report((1).to_bytes(4, "little") + b"Name:\tx\n")
+
+
+def _in_fork(body: Callable[[], None]) -> None:
+    """Run body() in a forked copy (the arena is mapped at a fixed address); fail on its exit status."""
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            arena.map_arena()
+            body()
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+@x86_64
+@pytest.mark.parametrize("lean", [False, True])
+def test_report_child_reports_its_own_pid_and_exits_zero(lean: bool) -> None:
+    def body() -> None:
+        rfd, wfd = os.pipe()
+        if lean:
+            lean_fork.mark(steps.keep_in_children())
+        ret, err = child_stub.syscall(SYS_CLONE, [SIGCHLD], "report", wfd)
+        lean_fork.unmark()
+        assert ret > 0 and err == 0
+        os.close(wfd)
+        report = steps.read_report(rfd, 10)
+        assert report["getpid"] == ret and report["nspid"][-1] == ret
+        assert os.waitstatus_to_exitcode(os.waitpid(ret, 0)[1]) == 0
+    _in_fork(body)
+
+
+@x86_64
+def test_hold_child_stays_until_killed_and_exit_child_exits() -> None:
+    def body() -> None:
+        ret, err, rfd = steps.stub_call(SYS_CLONE, [SIGCHLD], "hold")
+        assert steps.read_report(rfd, 10)["getpid"] == ret
+        assert os.waitpid(ret, os.WNOHANG) == (0, 0)
+        os.kill(ret, signal.SIGKILL)
+        assert os.waitstatus_to_exitcode(os.waitpid(ret, 0)[1]) == -signal.SIGKILL
+        ret, err, _ = steps.stub_call(SYS_CLONE, [SIGCHLD], "exit")
+        assert os.waitstatus_to_exitcode(os.waitpid(ret, 0)[1]) == 0
+    _in_fork(body)
+
+
+@x86_64
+def test_failed_call_returns_errno_in_the_caller() -> None:
+    def body() -> None:
+        ret, err, rfd = steps.stub_call(SYS_CLONE, [0xFFFF_FFFF_FFFF_FFFF], "report")  # every flag: EINVAL
+        assert (ret, err) == (-1, 22)
+        os.close(rfd)
+    _in_fork(body)
+
+
+@x86_64
+def test_lean_fork_restores_forking_for_python_children() -> None:
+    def body() -> None:
+        with lean_fork.lean_fork(steps.keep_in_children()):
+            pass
+        pid = os.fork()  # a Python child needs the whole interpreter again
+        if pid == 0:
+            os._exit(sum(range(10)) - 45)
+        assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    _in_fork(body)
