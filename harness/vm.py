@@ -87,7 +87,8 @@ class Vm:
         self._lock = threading.Lock()
         self._console: list[str] = []
         self._reader: threading.Thread | None = None
-        self._listener: socket.socket | None = None
+        self._listeners: list[socket.socket] = []
+        self.channels: list[Channel] = []
 
     def start(self) -> None:
         """Launch QEMU and accept its connection on the channel socket."""
@@ -95,11 +96,11 @@ class Vm:
         for path in (self.kernel, self.initrd):
             if not path.is_file():
                 raise BootError(f"no such file: {path}")
-        sock_path = self.dir / "agent.sock"
-        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._listener.bind(str(sock_path))
-        self._listener.listen(1)
-        argv = qemu_argv(self.config, self.kernel, self.initrd, sock_path)
+        self._listeners = [self._listen(self.dir / "agent.sock")]
+        if self.config.virtio_channel:
+            self._listeners.append(self._listen(self.dir / "agent-virtio.sock"))
+        argv = qemu_argv(self.config, self.kernel, self.initrd, self.dir / "agent.sock",
+                         self.dir / "agent-virtio.sock" if self.config.virtio_channel else None)
         (self.dir / "qemu.argv").write_text(json.dumps(argv))
         _LIVE.add(self)
         self.started_at = time.monotonic()
@@ -108,14 +109,21 @@ class Vm:
                                      start_new_session=True, preexec_fn=_die_with_parent)
         self._reader = threading.Thread(target=self._read_console, daemon=True, name="vm-console")
         self._reader.start()
-        self.channel = Channel(self._accept())
+        self.channels = [Channel(self._accept(listener)) for listener in self._listeners]
+        self.channel = self.channels[0]  # ttyS1 until the agent says ready on another one
 
-    def _accept(self) -> socket.socket:
-        assert self._listener is not None
+    @staticmethod
+    def _listen(path: Path) -> socket.socket:
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(str(path))
+        listener.listen(1)
+        return listener
+
+    def _accept(self, listener: socket.socket) -> socket.socket:
         deadline = time.monotonic() + 10.0
         while time.monotonic() < deadline:
-            if select.select([self._listener], [], [], 0.1)[0]:
-                conn, _ = self._listener.accept()
+            if select.select([listener], [], [], 0.1)[0]:
+                conn, _ = listener.accept()
                 return conn
             if self.exited():
                 break
@@ -176,25 +184,24 @@ class Vm:
         return self.proc.poll() if self.proc else None
 
     def wait_ready(self, timeout: float) -> dict[str, Any]:
-        """Read channel lines until the agent's ready event; BootError on crash, exit or deadline."""
-        assert self.channel is not None
+        """Read lines of every agent channel until the ready event (the channel it came on is the
+        agent's from then on); BootError on crash, exit or deadline."""
+        assert self.channels
         deadline = time.monotonic() + timeout
+        open_channels = list(self.channels)
         while time.monotonic() < deadline:
             crash = self.crash()
             if crash:
                 raise BootError(f"kernel crashed during boot: {crash.title}")
-            try:
-                line = self.channel.recv_line(min(0.2, max(deadline - time.monotonic(), 0)))
-            except EOFError:
-                line = None
-            if line and line.lstrip().startswith("{"):
-                try:
-                    event = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(event, dict) and event.get("event") == "ready":
+            ready = select.select(open_channels, [], [], min(0.2, max(deadline - time.monotonic(), 0)))[0]
+            for chan in ready:
+                event = self._ready_line(chan, open_channels)
+                if event is not None:
+                    self.channel = chan
                     self.ready_event = event
                     return event
+            if not open_channels:
+                time.sleep(0.1)
             if self.exited() and self._reader is not None:
                 self._reader.join(1.0)
                 if not self.crash():
@@ -203,13 +210,29 @@ class Vm:
         raise BootError(f"kernel did not reach the agent within {timeout:g} s; "
                         f"last console line: {self.last_console_line()}")
 
+    @staticmethod
+    def _ready_line(chan: Channel, open_channels: list[Channel]) -> dict[str, Any] | None:
+        """The ready event if the next line on `chan` is one (a closed channel leaves the list)."""
+        try:
+            line = chan.recv_line(0.05)
+        except EOFError:
+            open_channels.remove(chan)
+            return None
+        if not line or not line.lstrip().startswith("{"):
+            return None
+        try:
+            event = json.loads(line)
+        except ValueError:
+            return None
+        return event if isinstance(event, dict) and event.get("event") == "ready" else None
+
     def close(self) -> None:
         """Kill QEMU (SIGTERM, then SIGKILL), reap it, remove the temp dir. Idempotent."""
         _LIVE.discard(self)
-        if self.channel is not None:
-            self.channel.sock.close()
-        if self._listener is not None:
-            self._listener.close()
+        for chan in self.channels:
+            chan.sock.close()
+        for listener in self._listeners:
+            listener.close()
         if self.proc is not None and self.proc.poll() is None:
             _kill(self.proc)
         if self.proc is not None and self.proc.stdout is not None:

@@ -1,4 +1,4 @@
-"""CLI: python3 -S -m agent --channel stdio|/dev/ttyS1 [--init] [--sandbox] [--list-deps]."""
+"""CLI: python3 -S -m agent --channel stdio|/dev/ttyS1|auto:/dev/ttyS1 [--init] [--sandbox] [--list-deps]."""
 
 from __future__ import annotations
 
@@ -24,7 +24,13 @@ def _serve(opts: dict[str, object]) -> None:
     from .server import Server
 
     name = str(opts["channel"])
-    Server(channel.open_stdio() if name == "stdio" else channel.open_tty(name)).serve()
+    if name == "stdio":
+        chan = channel.open_stdio()
+    elif name.startswith("auto:"):  # the guest's /init: virtio-serial if the kernel has it, else the tty
+        chan = channel.open_auto(name[len("auto:"):])
+    else:
+        chan = channel.open_tty(name)
+    Server(chan).serve()
 
 
 def main(argv: list[str] | None = None) -> int:

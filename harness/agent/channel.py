@@ -1,10 +1,11 @@
-"""The agent's line channel to the host: stdio pipes, or a serial tty set raw."""
+"""The agent's line channel to the host: stdio pipes, a virtio-serial port, or a serial tty set raw."""
 
 from __future__ import annotations
 
 import json
 import os
 import select
+import stat
 import termios
 import time
 from typing import Any
@@ -75,4 +76,39 @@ def open_tty(path: str) -> Channel:
     attrs[6][termios.VTIME] = 0
     termios.tcsetattr(fd, termios.TCSANOW, attrs)
     termios.tcflush(fd, termios.TCIFLUSH)
+    return Channel(fd, fd)
+
+
+VIRTIO_PORTS = "/sys/class/virtio-ports"
+VIRTIO_PORT_NAME = "eclone.agent"  # harness/qemu_config.py names the port so
+
+
+def virtio_port(name: str = VIRTIO_PORT_NAME) -> str | None:
+    """/dev path of the virtio-serial port called `name` (its node made if devtmpfs lacks it), or None."""
+    try:
+        ports = os.listdir(VIRTIO_PORTS)
+    except OSError:
+        return None
+    for port in sorted(ports):
+        try:
+            with open(f"{VIRTIO_PORTS}/{port}/name") as f:
+                if f.read().strip() != name:
+                    continue
+            with open(f"{VIRTIO_PORTS}/{port}/dev") as f:
+                major, minor = (int(x) for x in f.read().split(":"))
+        except (OSError, ValueError):
+            continue
+        path = f"/dev/{port}"
+        if not os.path.exists(path):
+            os.mknod(path, 0o600 | stat.S_IFCHR, os.makedev(major, minor))
+        return path
+    return None
+
+
+def open_auto(tty: str) -> Channel:
+    """The virtio-serial port when the kernel has one (fast), else the serial line `tty`."""
+    port = virtio_port()
+    if port is None:
+        return open_tty(tty)
+    fd = os.open(port, os.O_RDWR | os.O_NOCTTY)
     return Channel(fd, fd)
