@@ -39,22 +39,28 @@ def pid_ns_inode(pid: int | str = "self") -> int:
 def all_tasks() -> list[tuple[list[int], int]]:
     """(NSpid, pid namespace inode) of every task visible in /proc, sorted; vanished tasks are skipped.
 
-    A one-entry NSpid means the namespace of this /proc mount: its inode is read once (a guest has
-    dozens of kernel threads there, and readlink costs under TCG).
+    A task in the namespace of this /proc mount (that of its pid 1) has the one-entry NSpid [pid]: one
+    readlink says so, without opening its status (a guest has dozens of kernel threads there, and every
+    syscall costs under TCG). Only tasks of deeper namespaces (and zombies, whose link is gone) are read.
     """
     out = []
-    root = 0
+    root = pid_ns_inode("1")
     for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                vector = nspid(name)
-            except OSError:
-                continue
-            if len(vector) == 1:
-                root = root or pid_ns_inode(name)
-                out.append((vector, root))
-            else:
-                out.append((vector, pid_ns_inode(name)))
+        if not name.isdigit():
+            continue
+        ino = pid_ns_inode(name)
+        if ino and ino == root:
+            out.append(([int(name)], root))
+            continue
+        try:
+            vector = nspid(name)
+        except OSError:
+            continue
+        if len(vector) == 1:
+            root = root or ino or pid_ns_inode(name)
+            out.append((vector, root))
+        else:
+            out.append((vector, ino))
     return sorted(out)
 
 
