@@ -19,9 +19,15 @@ def _add_kernel_choice(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stock", action="store_true", help="build Debian's 6.1 without the eclone series")
 
 
+def _prog() -> str:
+    """`eclone-suite` when run as the installed console script, `python -m harness` otherwise."""
+    name = Path(sys.argv[0]).name
+    return name if name and name != "__main__.py" else "python -m harness"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m harness",
+        prog=_prog(),
         description="Conformance and fuzz suite for eclone() and clone3() set_tid, run in QEMU or on the host.")
     sub = parser.add_subparsers(dest="command", required=True)
 

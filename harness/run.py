@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from .errors import EnvError, UsageError
-from .paths import REPO_ROOT
+from .paths import REPO_ROOT, results_root
 from .progress import note
 
 # pytest exit codes -> ours: 0 all selected passed, 1 a test failed, 2 usage or environment error
@@ -17,7 +17,7 @@ _EXIT = {pytest.ExitCode.OK: 0, pytest.ExitCode.TESTS_FAILED: 1}
 
 
 def results_dir(given: Path | None) -> Path:
-    path = given or REPO_ROOT / "results" / time.strftime("%Y%m%d-%H%M%S")
+    path = given or results_root() / time.strftime("%Y%m%d-%H%M%S")
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -9,7 +9,7 @@ import tempfile
 from typing import Any
 
 from harness.errors import AgentError, EnvError
-from harness.paths import REPO_ROOT
+from harness.paths import AGENT_DIR
 from harness.protocol import AgentConnection
 from harness.targets.base import Target, TargetInfo
 
@@ -37,7 +37,7 @@ class HostTarget(Target):
         self._stderr = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
             [sys.executable, "-S", "-m", "agent", "--channel", "stdio", "--sandbox"],
-            cwd=REPO_ROOT / "harness", stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            cwd=AGENT_DIR.parent, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=self._stderr, bufsize=0)
         self.conn = AgentConnection(self.proc.stdout, self.proc.stdin)
         try:
