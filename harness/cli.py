@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from .errors import HarnessError, UsageError
+from .interrupt import Terminated, interrupt_on_termination
 
 
 def _add_kernel_choice(p: argparse.ArgumentParser) -> None:
@@ -108,6 +109,7 @@ def _add_mutants(sub: argparse._SubParsersAction) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    interrupt_on_termination()
     try:
         if args.command == "kernel":
             from .commands import kernel_build_command
@@ -134,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     except HarnessError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except Terminated as sig:
+        print(f"interrupted: {sig}", file=sys.stderr)
+        return 128 + sig.signum
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
