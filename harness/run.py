@@ -10,6 +10,7 @@ import pytest
 
 from .errors import EnvError, UsageError
 from .paths import REPO_ROOT, results_root
+from .profiles import make_profile
 from .progress import note
 
 # pytest exit codes -> ours: 0 all selected passed, 1 a test failed, 2 usage or environment error
@@ -17,9 +18,7 @@ _EXIT = {pytest.ExitCode.OK: 0, pytest.ExitCode.TESTS_FAILED: 1}
 
 
 def results_dir(given: Path | None) -> Path:
-    path = given or results_root() / time.strftime("%Y%m%d-%H%M%S")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return given or results_root() / time.strftime("%Y%m%d-%H%M%S")
 
 
 def kernel_options(args: argparse.Namespace) -> list[str]:
@@ -49,6 +48,9 @@ def coverage_kernel(args: argparse.Namespace) -> Path:
 
 def pytest_argv(args: argparse.Namespace, results: Path) -> list[str]:
     """The pytest command line equivalent to these CLI options."""
+    for name in args.profile:
+        if name != "auto":
+            make_profile(name)  # a usage error before any kernel build or sandbox
     argv = [str(REPO_ROOT / "suite"), "-c", str(REPO_ROOT / "pytest.ini"), "--rootdir", str(REPO_ROOT),
             "--target", args.target, "--results", str(results), "--junitxml", str(results / "junit.xml"),
             "--ktap", str(results / "results.ktap")]
@@ -63,6 +65,9 @@ def pytest_argv(args: argparse.Namespace, results: Path) -> list[str]:
     elif args.kernel or args.tree or args.patch or args.fragment or args.stock or getattr(args, "coverage", False):
         raise UsageError("--target host tests the running kernel: drop --kernel/--tree/--patch/--fragment/--stock"
                          "/--coverage")
+    else:
+        from .targets.host import check_sandbox
+        check_sandbox()  # where no sandbox can exist (chroot, container): its one line, before pytest's header
     for name in args.profile:
         argv += ["--profile", name]
     if args.eclone_nr is not None:
@@ -75,7 +80,8 @@ def pytest_argv(args: argparse.Namespace, results: Path) -> list[str]:
 
 def run_suite(args: argparse.Namespace) -> int:
     results = results_dir(args.results)
-    argv = pytest_argv(args, results)
+    argv = pytest_argv(args, results)  # may refuse in one line: then nothing is written
+    results.mkdir(parents=True, exist_ok=True)
     note(f"results: {results}")
     code = pytest.main(argv)
     from .pytest_plugin import FATAL_ERRORS  # after main: importing hypothesis first defeats assert rewriting
