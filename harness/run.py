@@ -21,20 +21,10 @@ def results_dir(given: Path | None) -> Path:
     return given or results_root() / time.strftime("%Y%m%d-%H%M%S")
 
 
-def kernel_options(args: argparse.Namespace) -> list[str]:
-    """How the kernel was chosen, so tests that read its source tree (UAPI headers) can find it."""
-    argv = ["--tree", str(args.tree)] if args.tree else ["--stock"] if args.stock else []
-    for fragment in args.fragment:
-        argv += ["--fragment", fragment]
-    for patch in args.patch:
-        argv += ["--patch", str(Path(patch).resolve())]
-    return argv
-
-
 def coverage_kernel(args: argparse.Namespace) -> Path:
     """--coverage: the gcov build of the chosen source, or a --kernel image checked for CONFIG_GCOV_KERNEL."""
-    from .commands import kernel_request, resolve_kernel
     from .coverage.build import coverage_request, require_gcov
+    from .kernel_choice import kernel_request, resolve_kernel
     if args.kernel is not None:
         image = resolve_kernel(args)
         from .kernel_build import pristine_tree
@@ -55,11 +45,11 @@ def pytest_argv(args: argparse.Namespace, results: Path) -> list[str]:
             "--target", args.target, "--results", str(results), "--junitxml", str(results / "junit.xml"),
             "--ktap", str(results / "results.ktap")]
     if args.target == "qemu":
-        from .commands import resolve_kernel
+        from .kernel_choice import pytest_kernel_argv, resolve_kernel
         from .qemu_config import QemuConfig, require_binary
         require_binary(QemuConfig().binary)  # before a kernel build that would be wasted
         image = coverage_kernel(args) if getattr(args, "coverage", False) else resolve_kernel(args)
-        argv += kernel_options(args) if args.kernel is None else ["--kernel", str(image)]
+        argv += pytest_kernel_argv(args, image)
         if getattr(args, "coverage", False):
             argv += ["--coverage-out", str(results / "coverage")]
     elif args.kernel or args.tree or args.patch or args.fragment or args.stock or getattr(args, "coverage", False):
