@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what the suite needs on Debian 12 (system packages + .venv), then stay quiet.
-# Idempotent: packages are installed only when missing, pip runs only when requirements change.
+# Idempotent: packages are installed only when missing, pip runs only when requirements.txt or pyproject.toml change.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -31,10 +31,13 @@ fi
 if [ ! -x .venv/bin/python ]; then
   /usr/bin/python3 -m venv .venv
 fi
+# requirements.txt is the pinned lock; pyproject.toml then adds this checkout itself (editable, no
+# dependency resolution) so .venv/bin/eclone-suite exists beside `python -m harness`.
 stamp=.venv/.requirements.sha256
-want=$(sha256sum requirements.txt | cut -d' ' -f1)
+want=$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "setup: installing Python packages into .venv" >&2
   .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt
+  .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -e .
   echo "$want" > "$stamp"
 fi

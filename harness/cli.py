@@ -7,32 +7,30 @@ import sys
 from pathlib import Path
 
 from .errors import HarnessError, UsageError
+from .interrupt import Terminated, interrupt_on_termination
+from .kernel_choice import add_kernel_choice
 
 
-def _add_kernel_choice(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--kernel", type=Path, metavar="IMAGE", help="boot this bzImage instead of building one")
-    p.add_argument("--tree", type=Path, metavar="DIR", help="build this Linux source tree (out of tree, O=)")
-    p.add_argument("--fragment", action="append", default=[], metavar="NAME",
-                   help="extra kconfig fragment from qemu/kconfig/ (e.g. debug, kcsan); repeatable")
-    p.add_argument("--patch", action="append", default=[], type=Path, metavar="FILE",
-                   help="extra patch on top of the reference series (default source only); repeatable")
-    p.add_argument("--stock", action="store_true", help="build Debian's 6.1 without the eclone series")
+def _prog() -> str:
+    """`eclone-suite` when run as the installed console script, `python -m harness` otherwise."""
+    name = Path(sys.argv[0]).name
+    return name if name and name != "__main__.py" else "python -m harness"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m harness",
+        prog=_prog(),
         description="Conformance and fuzz suite for eclone() and clone3() set_tid, run in QEMU or on the host.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     kernel = sub.add_parser("kernel", help="kernel images")
     ksub = kernel.add_subparsers(dest="kernel_command", required=True)
     kbuild = ksub.add_parser("build", help="build (or reuse) a bzImage; prints its path last")
-    _add_kernel_choice(kbuild)
+    add_kernel_choice(kbuild)
     kbuild.add_argument("-j", "--jobs", type=int, default=None, help="make -j (default: all cores)")
 
     run = sub.add_parser("run", help="build/reuse a kernel, boot it, run the suite, print a summary")
-    _add_kernel_choice(run)
+    add_kernel_choice(run)
     run.add_argument("--target", choices=["qemu", "host"], default="qemu")
     run.add_argument("--profile", action="append", default=[], metavar="NAME",
                      help="ABI profile to run (eclone, clone3, auto); repeatable; default auto")
@@ -44,13 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("pytest_args", nargs=argparse.REMAINDER, help="after --: passed to pytest")
 
     bench = sub.add_parser("bench", help="boot time, round trip, spawn rate vs a C loop")
-    _add_kernel_choice(bench)
+    add_kernel_choice(bench)
     bench.add_argument("--target", choices=["qemu", "host"], default="qemu")
     bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _add_mutants(sub)
     _add_repro_and_peers(sub)
     from .fuzz.config import add_parser as add_fuzz
-    add_fuzz(sub, _add_kernel_choice)
+    add_fuzz(sub, add_kernel_choice)
     return parser
 
 
@@ -61,12 +59,12 @@ def _add_repro_and_peers(sub: argparse._SubParsersAction) -> None:
                     "Exit 1 when the recorded outcome reproduces, 0 when this kernel behaves differently "
                     "(git bisect run reads that as bad/good), 2 on usage errors.")
     repro.add_argument("file", type=Path, metavar="FILE", help="a reproducer JSON written by a failed test")
-    _add_kernel_choice(repro)
+    add_kernel_choice(repro)
     repro.add_argument("--target", choices=["qemu", "host"], default="qemu")
     repro.add_argument("--c", type=Path, default=None, metavar="OUT.c",
                        help="also write a standalone C reproducer; its expectations are this kernel's outcomes")
     peers = sub.add_parser("peers", help="run the kernel's own clone3 selftests on a kernel (the mutation peers)")
-    _add_kernel_choice(peers)
+    add_kernel_choice(peers)
 
 
 def _add_mutants(sub: argparse._SubParsersAction) -> None:
@@ -102,6 +100,7 @@ def _add_mutants(sub: argparse._SubParsersAction) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    interrupt_on_termination()
     try:
         if args.command == "kernel":
             from .commands import kernel_build_command
@@ -128,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     except HarnessError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except Terminated as sig:
+        print(f"interrupted: {sig}", file=sys.stderr)
+        return 128 + sig.signum
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -3,38 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from .errors import UsageError
-from .kernel_build import BuildRequest, build_kernel, reference_request
+from .kernel_build import build_kernel
+from .kernel_choice import kernel_request, resolve_kernel
 
-
-def kernel_request(args: argparse.Namespace) -> BuildRequest:
-    """Map --tree/--fragment/--patch/--stock to a build request (reference kernel by default)."""
-    fragments = tuple(args.fragment)
-    patches = tuple(Path(p) for p in args.patch)
-    jobs = getattr(args, "jobs", None)
-    if args.tree is not None:
-        req = BuildRequest(tree=args.tree, fragments=fragments, patches=patches)
-    elif args.stock:
-        req = BuildRequest(fragments=fragments, patches=patches)
-    else:
-        req = reference_request(fragments, patches)
-    if jobs is not None:
-        if jobs < 1:
-            raise UsageError("--jobs must be at least 1")
-        req = BuildRequest(tree=req.tree, fragments=req.fragments, patches=req.patches, jobs=jobs)
-    return req
-
-
-def resolve_kernel(args: argparse.Namespace) -> Path:
-    """--kernel IMAGE as given (checked), otherwise build or reuse one."""
-    if args.kernel is not None:
-        if args.tree is not None or args.patch or args.fragment or args.stock:
-            raise UsageError("--kernel takes a finished image: drop --tree/--patch/--fragment/--stock")
-        from .kernel_image import inspect_bzimage
-        return inspect_bzimage(args.kernel).path
-    return build_kernel(kernel_request(args))
+__all__ = ["kernel_request", "resolve_kernel"]  # also used from here by bench.py
 
 
 def kernel_build_command(args: argparse.Namespace) -> int:

@@ -21,6 +21,11 @@ class EnvError(HarnessError):
     """The machine lacks something (QEMU binary, source package, user namespaces)."""
 
 
+class SandboxUnavailable(EnvError):
+    """The host target's user+pid namespaces cannot be created here (a chroot, a container's seccomp
+    profile, user namespaces disabled); the QEMU target still works."""
+
+
 class UsageError(HarnessError):
     """Bad command-line values."""
 

@@ -38,7 +38,7 @@ from .mutant_report import (
     totals,
     write_json,
 )
-from .paths import MUTANTS_DIR, REPO_ROOT, cache_dir
+from .paths import MUTANTS_DIR, REPO_ROOT, cache_dir, results_root
 from .peers import PeerResult
 from .procgroup import kill_group as _kill_group  # pytest and its QEMU live in their own session
 from .progress import Progress, note
@@ -353,7 +353,7 @@ def run_config(args: argparse.Namespace) -> RunConfig:
         if args.hypothesis_profile not in PROFILES:
             raise UsageError(f"unknown hypothesis profile '{args.hypothesis_profile}' ({', '.join(PROFILES)})")
         extra += ["--hypothesis-profile", args.hypothesis_profile]
-    results = (args.results or REPO_ROOT / "results" / "mutants").resolve()
+    results = (args.results or results_root() / "mutants").resolve()
     return RunConfig(suite=suite, pytest_args=tuple(extra), results=results, timeout=args.timeout,
                      live_progress=args.jobs == 1, quick=args.quick, peers=not args.no_peers)
 

@@ -14,6 +14,7 @@ import pytest
 
 from .errors import GuestCrash, HarnessError
 from .hypothesis_profiles import race_rounds_default, register
+from .interrupt import interrupt_on_termination
 from .profiles import ALL_PROFILES, Profile, make_profile
 from .repro.record import Recording, save
 from .summary import CRASH_PROPERTY, SummaryCollector
@@ -56,6 +57,7 @@ def selected_profiles(config: pytest.Config) -> list[str]:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    interrupt_on_termination()  # SIGTERM/SIGHUP end the session as Ctrl-C does: targets closed, no VM dir left
     config.addinivalue_line("markers", "profiles(*names): profiles a test applies to (default: all)")
     config.addinivalue_line("markers", "needs_crash(): provokes a kernel crash on purpose (qemu only)")
     rounds = config.getoption("--race-rounds")

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from .errors import EnvError, UsageError
-from .paths import REPO_ROOT
+from .paths import REPO_ROOT, results_root
+from .profiles import make_profile
 from .progress import note
 
 # pytest exit codes -> ours: 0 all selected passed, 1 a test failed, 2 usage or environment error
@@ -17,25 +18,13 @@ _EXIT = {pytest.ExitCode.OK: 0, pytest.ExitCode.TESTS_FAILED: 1}
 
 
 def results_dir(given: Path | None) -> Path:
-    path = given or REPO_ROOT / "results" / time.strftime("%Y%m%d-%H%M%S")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def kernel_options(args: argparse.Namespace) -> list[str]:
-    """How the kernel was chosen, so tests that read its source tree (UAPI headers) can find it."""
-    argv = ["--tree", str(args.tree)] if args.tree else ["--stock"] if args.stock else []
-    for fragment in args.fragment:
-        argv += ["--fragment", fragment]
-    for patch in args.patch:
-        argv += ["--patch", str(Path(patch).resolve())]
-    return argv
+    return given or results_root() / time.strftime("%Y%m%d-%H%M%S")
 
 
 def coverage_kernel(args: argparse.Namespace) -> Path:
     """--coverage: the gcov build of the chosen source, or a --kernel image checked for CONFIG_GCOV_KERNEL."""
-    from .commands import kernel_request, resolve_kernel
     from .coverage.build import coverage_request, require_gcov
+    from .kernel_choice import kernel_request, resolve_kernel
     if args.kernel is not None:
         image = resolve_kernel(args)
         from .kernel_build import pristine_tree
@@ -49,20 +38,26 @@ def coverage_kernel(args: argparse.Namespace) -> Path:
 
 def pytest_argv(args: argparse.Namespace, results: Path) -> list[str]:
     """The pytest command line equivalent to these CLI options."""
+    for name in args.profile:
+        if name != "auto":
+            make_profile(name)  # a usage error before any kernel build or sandbox
     argv = [str(REPO_ROOT / "suite"), "-c", str(REPO_ROOT / "pytest.ini"), "--rootdir", str(REPO_ROOT),
             "--target", args.target, "--results", str(results), "--junitxml", str(results / "junit.xml"),
             "--ktap", str(results / "results.ktap")]
     if args.target == "qemu":
-        from .commands import resolve_kernel
+        from .kernel_choice import pytest_kernel_argv, resolve_kernel
         from .qemu_config import QemuConfig, require_binary
         require_binary(QemuConfig().binary)  # before a kernel build that would be wasted
         image = coverage_kernel(args) if getattr(args, "coverage", False) else resolve_kernel(args)
-        argv += kernel_options(args) if args.kernel is None else ["--kernel", str(image)]
+        argv += pytest_kernel_argv(args, image)
         if getattr(args, "coverage", False):
             argv += ["--coverage-out", str(results / "coverage")]
     elif args.kernel or args.tree or args.patch or args.fragment or args.stock or getattr(args, "coverage", False):
         raise UsageError("--target host tests the running kernel: drop --kernel/--tree/--patch/--fragment/--stock"
                          "/--coverage")
+    else:
+        from .targets.host import check_sandbox
+        check_sandbox()  # where no sandbox can exist (chroot, container): its one line, before pytest's header
     for name in args.profile:
         argv += ["--profile", name]
     if args.eclone_nr is not None:
@@ -75,7 +70,8 @@ def pytest_argv(args: argparse.Namespace, results: Path) -> list[str]:
 
 def run_suite(args: argparse.Namespace) -> int:
     results = results_dir(args.results)
-    argv = pytest_argv(args, results)
+    argv = pytest_argv(args, results)  # may refuse in one line: then nothing is written
+    results.mkdir(parents=True, exist_ok=True)
     note(f"results: {results}")
     code = pytest.main(argv)
     from .pytest_plugin import FATAL_ERRORS  # after main: importing hypothesis first defeats assert rewriting

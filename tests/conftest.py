@@ -8,11 +8,22 @@ from pathlib import Path
 
 import pytest
 
-from harness.targets.host import HostTarget
+from harness.errors import SandboxUnavailable
+from harness.targets.host import HostTarget, check_sandbox
 
 
 @pytest.fixture(scope="session")
-def host_target() -> Iterator[HostTarget]:
+def host_sandbox() -> None:
+    """Probed once per session: tests that need the host target's user+pid namespaces skip with its own
+    reason where they cannot exist (a chroot, a container's seccomp profile); the QEMU half still runs."""
+    try:
+        check_sandbox()
+    except SandboxUnavailable as err:
+        pytest.skip(str(err))
+
+
+@pytest.fixture(scope="session")
+def host_target(host_sandbox: None) -> Iterator[HostTarget]:
     """The agent in a sandbox on the running kernel, shared by the agent's own tests."""
     target = HostTarget()
     target.start()

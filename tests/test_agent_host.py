@@ -196,7 +196,7 @@ def _descendants(pid: int) -> set[int]:
     return out
 
 
-def test_close_kills_the_whole_sandbox():
+def test_close_kills_the_whole_sandbox(host_sandbox):
     t = HostTarget()
     t.start()
     t.run(program([occupy_step(680, at=2, name="k"), clone3_step(1, [681], child="hold")], chain(2)),

@@ -58,7 +58,7 @@ def test_run_bench_reports_every_number_and_the_ratio(target):
     assert res["ratio_python_over_c"] > 0
 
 
-def test_bench_command_prints_json(monkeypatch, capsys):
+def test_bench_command_prints_json(host_sandbox, monkeypatch, capsys):
     real = bench.run_bench
     monkeypatch.setattr(bench, "run_bench", lambda t: real(t, pings=10, spawn_seconds=0.1, c_seconds=0.1))
     assert bench.bench_command(host_args(json=True)) == 0
@@ -67,7 +67,7 @@ def test_bench_command_prints_json(monkeypatch, capsys):
     assert res["boot_s"] > 0
 
 
-def test_bench_command_prints_a_table(monkeypatch, capsys):
+def test_bench_command_prints_a_table(host_sandbox, monkeypatch, capsys):
     real = bench.run_bench
     monkeypatch.setattr(bench, "run_bench", lambda t: real(t, pings=10, spawn_seconds=0.1, c_seconds=0.1))
     assert bench.bench_command(host_args()) == 0

@@ -65,7 +65,7 @@ def test_missing_ns_last_pid_gives_a_skip_reason_naming_checkpoint_restore():
     assert missing_optional({}, "ns_last_pid") is None
 
 
-def test_the_host_agent_reports_every_feature_key():
+def test_the_host_agent_reports_every_feature_key(host_sandbox):
     from harness.targets.host import HostTarget
 
     with HostTarget() as t:

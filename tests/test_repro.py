@@ -25,8 +25,8 @@ from harness.programs import (
     syscall_step,
     write_file_step,
 )
+from harness.race_invariant import round_problems
 from harness.repro.c_reproducer import render_c
-from harness.repro.race_check import round_problems
 from harness.repro.record import Recording, compare, expectations, load, save, signature
 
 needs_gcc = pytest.mark.skipif(shutil.which("gcc") is None, reason="no gcc")

@@ -7,7 +7,7 @@ import sys
 import time
 
 from ..errors import UsageError
-from ..paths import REPO_ROOT
+from ..paths import results_root
 from ..progress import Progress, note
 from .config import FuzzConfig, parse_duration, positive, resolve_db, select_tests
 from .failures import Deduper
@@ -23,13 +23,12 @@ def fuzz_config(args: argparse.Namespace) -> FuzzConfig:
     positive(args.race_rounds, "--race-rounds")
     tests = select_tests(args.tests)
     db = resolve_db(args.db)
-    from ..commands import resolve_kernel
+    from ..kernel_choice import pytest_kernel_argv, resolve_kernel
     from ..qemu_config import QemuConfig, require_binary
-    from ..run import kernel_options
     require_binary(QemuConfig().binary)
     image = resolve_kernel(args)  # pytest workers then find it cached
-    kernel_argv = kernel_options(args) if args.kernel is None else ["--kernel", str(image)]
-    results = (args.results or REPO_ROOT / "results" / f"fuzz-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
+    kernel_argv = pytest_kernel_argv(args, image)
+    results = (args.results or results_root() / f"fuzz-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
     if (results / "events.jsonl").exists():
         raise UsageError(f"{results} holds an earlier fuzz session: give another --results")
     results.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,7 @@
 The C file needs nothing beyond libc (`gcc -static`), so a kernel developer can run it on the machine
 where the bug shows, without Python, QEMU or this harness. It rebuilds the same namespace chain,
 runs the same steps and prints, per step, what happened and what was expected; exit 1 = reproduced.
-A race step is judged per round against what no interleaving may show (race_check.py); `./repro N`
+A race step is judged per round against what no interleaving may show (harness/race_invariant.py); `./repro N`
 runs it for N rounds.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
-from .race_check import full_vector, group_key
+from ..race_invariant import full_vector, group_key
 
 RUNTIME = Path(__file__).with_name("runtime.c")
 RACE_RUNTIME = Path(__file__).with_name("runtime_race.c")

@@ -35,7 +35,7 @@ def print_diffs(diffs: list[StepDiff]) -> None:
 
 
 def repro_command(args: argparse.Namespace) -> int:
-    from ..commands import resolve_kernel
+    from ..kernel_choice import resolve_kernel
     from ..targets.host import HostTarget
     from ..targets.qemu import QemuTarget
     recording = load(args.file)

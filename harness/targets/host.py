@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import sys
 import tempfile
 from typing import Any
 
-from harness.errors import AgentError, EnvError
-from harness.paths import REPO_ROOT
+from harness.errors import AgentError, EnvError, SandboxUnavailable
+from harness.paths import AGENT_DIR
 from harness.protocol import AgentConnection
 from harness.targets.base import Target, TargetInfo
 
 READY_TIMEOUT = 15.0
+# unshare(2)'s refusals that mean "no sandbox on this machine": EPERM (chroot, seccomp,
+# kernel.unprivileged_userns_clone = 0), ENOSPC (user.max_user_namespaces = 0)
+_REFUSALS = {f"unshare: {os.strerror(e)}": errno.errorcode[e] for e in (errno.EPERM, errno.ENOSPC)}
+
+
+def _refusal(stderr: str) -> str | None:
+    """EPERM/ENOSPC when the agent's stderr shows unshare(2) refused the sandbox, else None."""
+    return next((name for text, name in _REFUSALS.items() if text in stderr), None)
 
 
 def _nspid(pid: int) -> list[int]:
@@ -37,7 +46,7 @@ class HostTarget(Target):
         self._stderr = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
             [sys.executable, "-S", "-m", "agent", "--channel", "stdio", "--sandbox"],
-            cwd=REPO_ROOT / "harness", stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            cwd=AGENT_DIR.parent, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=self._stderr, bufsize=0)
         self.conn = AgentConnection(self.proc.stdout, self.proc.stdin)
         try:
@@ -47,10 +56,12 @@ class HostTarget(Target):
         except (AgentError, OSError) as e:
             tail = self.stderr_tail()
             self.close()
-            if "unshare" in tail and "Operation not permitted" in tail:
-                raise EnvError("the host target cannot create user+pid namespaces here (unshare: EPERM): "
-                               "user namespaces are disabled (user.max_user_namespaces, "
-                               "kernel.unprivileged_userns_clone) or this is a chroot; use --target qemu") from None
+            refused = _refusal(tail)
+            if refused:
+                raise SandboxUnavailable(
+                    f"the host target cannot create user+pid namespaces here (unshare: {refused}): user "
+                    "namespaces are disabled (user.max_user_namespaces, kernel.unprivileged_userns_clone), "
+                    "refused by a container's seccomp profile, or this is a chroot; use --target qemu") from None
             last = tail.strip().splitlines()[-1:] or ["(no stderr)"]
             raise EnvError(f"host agent did not start: {e}; {last[0]}") from None
         self.info = TargetInfo(name="host", kernel=ready["kernel"], pid_max=int(ready["pid_max"]),
@@ -101,3 +112,9 @@ class HostTarget(Target):
         if self._stderr is not None:
             self._stderr.close()
             self._stderr = None
+
+
+def check_sandbox() -> None:
+    """Start and stop a sandbox: SandboxUnavailable (one line) where none can exist here."""
+    with HostTarget():
+        pass

@@ -1,5 +1,6 @@
-"""The race suite's helpers: racers for a profile, rounds from the session, and what a round's
-`pids` check says about the chain's namespaces.
+"""The race suite's helpers: racers for a profile, rounds from the session. What a round's `pids` check
+says about the chain's namespaces, and what every round must show, is harness/race_invariant.py (shared
+with the reproducers).
 
 Every race test runs `race_rounds` rounds (ci 30, dev 200, fuzz 2000, or --race-rounds) inside one
 program: the agent keeps the racers alive across rounds (PROGRAMS.md `race`). A kernel report on the
@@ -18,6 +19,13 @@ from harness.oracle.model import ChainState, Level
 from harness.pidspace import pick_free
 from harness.profiles import Profile, SpawnRequest
 from harness.programs import program, race_step, read_file_step
+from harness.race_invariant import (  # noqa: F401 (the race tests import them from here)
+    RacePlan,
+    Racer,
+    chain_namespaces,
+    shared_pids,
+    tasks_with,
+)
 
 CLONE_VM = 0x100
 CLONE_NEWPID = 0x20000000
@@ -94,86 +102,8 @@ def races(target: Any, profile: Profile, race_rounds: int) -> Races:
     return Races(target, profile, race_rounds)
 
 
-def chain_namespaces(pids: dict[str, Any], workers: list[list[int]]) -> list[int]:
-    """Pid namespace inode of each chain level, 0..depth: the agent is pid 1 of level 0 (its NSpid is [1]),
-    worker k is pid 1 of level k."""
-    ino = dict(zip(map(tuple, pids["nspids"]), pids["ns"], strict=True))
-    return [ino[(1,)]] + [ino[tuple(w)] for w in workers]
-
-
-def _in_level(namespaces: list[int], level: int, ino: int) -> bool:
-    """Is a task whose own pid namespace is `ino` inside the chain's namespace of `level`? Every task is
-    in level 0's; a task of another namespace below the chain's (CLONE_NEWPID) is not counted."""
-    return level == 0 or ino in namespaces[level:]
-
-
-def tasks_with(pids: dict[str, Any], namespaces: list[int], level: int, pid: int) -> list[list[int]]:
-    """Live tasks that have `pid` in the chain's namespace of `level`."""
-    return [v for v, ino in zip(pids["nspids"], pids["ns"], strict=True)
-            if _in_level(namespaces, level, ino) and len(v) > level and v[level] == pid]
-
-
-def shared_pids(pids: dict[str, Any], namespaces: list[int]) -> list[tuple[int, int]]:
-    """(level, pid) pairs that two live tasks share in one of the chain's namespaces: must be none."""
-    dupes = []
-    for level in range(len(namespaces)):
-        seen: set[int] = set()
-        for vector, ino in zip(pids["nspids"], pids["ns"], strict=True):
-            if _in_level(namespaces, level, ino) and len(vector) > level:
-                if vector[level] in seen:
-                    dupes.append((level, vector[level]))
-                seen.add(vector[level])
-    return dupes
-
-
-# --- racers whose vectors overlap, and what every round of them must show (test_race_state_machine.py) ---
+# --- racers whose vectors overlap (test_race_state_machine.py; each round judged by harness/race_invariant.py) ---
 WINDOW = 256  # pids the cyclic allocator hands out next: racers, their children and forks take pids there
-
-
-@dataclass(frozen=True)
-class Racer:
-    """A call at level `at` asking for `pids` (outermost first, 0 = the kernel's choice), or a plain fork
-    at `at` (pids None)."""
-
-    at: int
-    pids: tuple[int, ...] | None
-
-    def asked(self) -> dict[int, int]:
-        """Level -> pid this racer names."""
-        pids = self.pids or ()
-        first = self.at - len(pids) + 1
-        return {first + i: pid for i, pid in enumerate(pids) if pid}
-
-
-@dataclass(frozen=True)
-class RacePlan:
-    """Concrete racers; `fork_near`: (level, pid) the last racer, a plain fork, is aimed at through that
-    level's cursor (None: every racer is a call under test)."""
-
-    racers: tuple[Racer, ...]
-    fork_near: tuple[int, int] | None
-    held: frozenset[tuple[int, int]]  # (level, pid) in use before the race
-
-    def claims(self, i: int) -> set[tuple[int, int]]:
-        if self.racers[i].pids is None:
-            return {self.fork_near} if self.fork_near else set()
-        return set(self.racers[i].asked().items())
-
-    def contested(self) -> set[tuple[int, int]]:
-        """(level, pid) pairs claimed by two racers or more."""
-        seen: set[tuple[int, int]] = set()
-        twice: set[tuple[int, int]] = set()
-        for i in range(len(self.racers)):
-            twice |= seen & self.claims(i)
-            seen |= self.claims(i)
-        return twice
-
-    def allowed(self, i: int, alone: int, busy: int) -> set[int]:
-        """The errnos racer i may end with: what it gets alone, or busy when another racer claims its pids."""
-        if self.racers[i].pids is None:
-            return {0}
-        return {alone, busy} if self.claims(i) & self.contested() else {alone}
-
 
 
 def next_picks(level: Level, count: int = WINDOW) -> set[int]:
@@ -181,44 +111,6 @@ def next_picks(level: Level, count: int = WINDOW) -> set[int]:
     lo = level.pid_min()
     start, span = max(level.cursor, lo), level.pid_max - lo
     return {lo + (start - lo + i) % span for i in range(min(count, span))}
-
-
-
-def round_problems(rnd: Round, plan: RacePlan, alone: list[int], busy: int, workers: list[list[int]]) -> list[str]:
-    """Everything a round must show whatever the interleaving (test_race_state_machine.py lists it); `alone`
-    is each racer's errno in the state before the race, as the oracle predicts it."""
-    results, pids = rnd.racers, rnd.check[0]
-    where = f"round {rnd.index}: racers {list(plan.racers)} got {[(r['ret'], r['errno']) for r in results]}"
-    namespaces = chain_namespaces(pids, workers)
-    problems, won = [], set()
-    for i, (racer, res) in enumerate(zip(plan.racers, results, strict=True)):
-        allowed = plan.allowed(i, alone[i], busy)
-        if res["errno"] not in allowed:
-            problems.append(f"{where}: racer {i} ended with errno {res['errno']}, possible: {sorted(allowed)}")
-        if res["errno"]:
-            continue
-        children = tasks_with(pids, namespaces, racer.at, res["ret"])
-        if len(children) != 1:
-            problems.append(f"{where}: racer {i}'s child is not the one live task with pid {res['ret']}")
-            continue
-        vector = children[0]
-        if any(vector[k] != pid for k, pid in racer.asked().items()):
-            problems.append(f"{where}: racer {i} asked for {racer.asked()} (level: pid), its child has {vector}")
-        won |= {(k, vector[k]) for k in range(len(vector))} & plan.contested() | set(racer.asked().items())
-    for level, pid in sorted(plan.contested()):
-        if len(holders := tasks_with(pids, namespaces, level, pid)) > 1:
-            problems.append(f"{where}: pid {pid} at level {level} is held by {holders}")
-    if all(a == 0 for a in alone) and not any(r["errno"] == 0 for r in results):
-        problems.append(f"{where}: every racer would succeed alone, yet nobody won")
-    for i, res in enumerate(results):
-        if res["errno"]:
-            for level, pid in sorted(plan.claims(i) - won - plan.held):
-                if tasks_with(pids, namespaces, level, pid):
-                    problems.append(f"{where}: refused racer {i}'s pid {pid} at level {level} is in use")
-    if dupes := shared_pids(pids, namespaces):
-        problems.append(f"{where}: two live tasks share (level, pid) {dupes}")
-    return problems
-
 
 
 def unchanged_problems(before: ChainState, after: ChainState, touched: set[tuple[int, int]], where: str) -> list[str]:

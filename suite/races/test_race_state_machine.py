@@ -49,6 +49,7 @@ from harness.oracle.predict import Spawn, predict, rules_for
 from harness.oracle.runner import ChainModel, Run
 from harness.oracle.sync import NS_LAST_PID
 from harness.programs import chain, occupy_step, race_step, release_step, syscall_step, write_file_step
+from harness.race_invariant import Judge, round_problems
 
 from .conftest import (
     CLONE_VM,
@@ -58,7 +59,6 @@ from .conftest import (
     Races,
     chain_namespaces,
     next_picks,
-    round_problems,
     shared_pids,
     split_rounds,
     unchanged_problems,
@@ -304,8 +304,9 @@ class RacesOverNamespaceState(RuleBasedStateMachine):
                            [PIDS_WITH_NS]), *releases, PIDS_WITH_NS,
                  *(self.races.spawn([pid], level, child="exit", flags=CLONE_VM) for level, pid in again)]
         run = self._run(steps, keep=False)
+        judge = Judge(plan, alone, self.profile.busy_errno, self.model.workers or [])
         for rnd in split_rounds(run.results[0], self.rounds):
-            self.problems += round_problems(rnd, plan, alone, self.profile.busy_errno, self.model.workers or [])
+            self.problems += round_problems(steps[0]["racers"], rnd.racers, judge, rnd.check[0], rnd.index)
         where = f"after the race of {list(plan.racers)}"
         pids = run.results[1 + len(releases)]
         if dupes := shared_pids(pids, chain_namespaces(pids, self.model.workers or [])):
