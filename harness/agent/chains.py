@@ -55,6 +55,7 @@ class Chain:
         self.workers: list[Worker] = []
         self.first_pid = 0  # the level-1 worker, a child of the agent
         self.broken = False  # a worker died or missed a reply: its pipes are out of sync
+        self.used: set[int] = set()  # levels that got a request since the last cleanup
 
     @property
     def depth(self) -> int:
@@ -102,6 +103,7 @@ class Chain:
         """Route a request to the process of `level` (the agent itself for 0)."""
         if level == 0:
             return self.local.handle(req)
+        self.used.add(level)
         if not 0 < level <= self.depth:
             raise StepError(f"level {level} is outside the chain (depth {self.depth})")
         try:

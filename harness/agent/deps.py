@@ -13,6 +13,7 @@ def _exercise() -> None:
     import traceback
 
     from . import (  # noqa: F401
+        affinity,
         arena,
         chains,
         channel,

@@ -49,10 +49,14 @@ def run_step(chain: Chain, step: dict[str, Any]) -> Any:
 
 
 def _cleanup(chain: Chain, keep: bool, cache: ChainCache) -> None:
-    """Kill what the program created at every level (named holders survive with keep)."""
+    """Kill what the program created at every level it used (named holders survive with keep).
+
+    A worker that got no request ran nothing, so it has nothing to clean: skipping it saves a pipe
+    round trip per level (~1.5 ms under TCG) on every program of a deep chain."""
     try:
-        for level in range(chain.depth, -1, -1):
+        for level in [*sorted(chain.used, reverse=True), 0]:
             chain.call(level, {"op": "cleanup", "keep": keep})
+        chain.used = set()
     except StepError:
         cache.drop(chain)
         raise

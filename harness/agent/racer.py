@@ -16,7 +16,7 @@ import signal
 from collections.abc import Callable
 from typing import Any
 
-from . import arena, child_stub, lean_fork, libc, race, steps, wire
+from . import affinity, arena, child_stub, lean_fork, libc, race, steps, wire
 
 SYS_SETNS, SYS_PIDFD_OPEN = 308, 434
 
@@ -206,7 +206,7 @@ def racer_main(slot: int, step: dict[str, Any], msg_r: int, res_w: int, holders:
     """Body of a forked racer: its own process group (an aborted race kills it with its children), pinned
     to one CPU (`cpu`, else round-robin by slot) so that racers on different CPUs really run at once."""
     os.setpgid(0, 0)
-    cpus = sorted(os.sched_getaffinity(0))
+    cpus = affinity.race_cpus()
     os.sched_setaffinity(0, {int(step["cpu"]) if "cpu" in step else cpus[slot % len(cpus)]})
     for name in os.listdir("/proc/self/fd"):
         fd = int(name)

@@ -8,7 +8,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from . import arena, features, libc, procfs, race
+from . import affinity, arena, features, libc, procfs, race
 from .chains import ChainCache
 from .channel import Channel
 from .executor import Executor
@@ -36,6 +36,7 @@ class Server:
         self.channel = channel
         arena.map_arena()
         race.init()
+        affinity.pin_home()
         libc.prctl(PR_SET_CHILD_SUBREAPER, 1)  # orphans come back to us even when we are not pid 1
         self.local = Executor(0, is_agent=True)
         self.cache = ChainCache(self.local)
