@@ -37,6 +37,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--profile", action="append", default=[], metavar="NAME",
                     help=f"ABI profile ({', '.join(ALL_PROFILES)}, auto); repeatable; default auto")
     group.addoption("--eclone-nr", type=int, default=None, metavar="N", help="eclone syscall number (default 451)")
+    group.addoption("--uapi-struct", action="append", default=[], metavar="PROFILE=HEADER:STRUCT",
+                    help="where the tree's UAPI defines a profile's struct (default: found by the spec's member names)")
     group.addoption("--results", type=Path, default=None, metavar="DIR",
                     help="write summary.json and console.log here")
     group.addoption("--ktap", type=Path, default=None, metavar="FILE", help="also write the results as KTAP")

@@ -208,3 +208,21 @@ def round_problems(racers: list[dict[str, Any]], results: list[dict[str, Any]], 
         return _own_problems(racers, results)
     where = judge.where(index, results)
     return [f"{where}: {p}" for p in _own_problems(racers, results)] + judge.problems(results, snapshot, where)
+
+
+# --- did the round race at all? ----------------------------------------------------------------------------
+def overlap(racers: list[dict[str, Any]]) -> tuple[bool, int | None, str]:
+    """Whether two racers ran their calls at once: on different CPUs, with overlapping [tsc, tsc_end] (the time
+    stamp counter just before and after the call, PROGRAMS.md `race`). Returns (raced, release skew in cycles
+    between the first two timed racers on different CPUs or None, why not)."""
+    timed = [r for r in racers if "tsc" in r and "cpu" in r]
+    if len(timed) < 2:
+        return False, None, f"{len(timed)} racer(s) made a timed call"
+    pairs = [(a, b) for i, a in enumerate(timed) for b in timed[i + 1:] if a["cpu"] != b["cpu"]]
+    if not pairs:
+        return False, None, f"every racer ran on CPU {timed[0]['cpu']}"
+    skew = min(abs(a["tsc"] - b["tsc"]) for a, b in pairs)
+    for a, b in pairs:
+        if a["tsc"] <= b.get("tsc_end", b["tsc"]) and b["tsc"] <= a.get("tsc_end", a["tsc"]):
+            return True, skew, ""
+    return False, skew, f"no two calls on different CPUs overlapped (closest releases {skew} cycles apart)"

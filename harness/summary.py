@@ -13,6 +13,7 @@ import pytest
 OUTCOMES = ("passed", "failed", "skipped")
 COLUMNS = (*OUTCOMES, "crashes")  # crashes: failed tests during which the kernel oopsed/panicked
 CRASH_PROPERTY = "kernel_crash"  # user property the plugin sets on a test the kernel crashed in
+RACE_PROPERTY = "race"  # user property of a race run: {"rounds", "raced", "skews"} (suite/races/conftest.py)
 
 
 def area_of(nodeid: str) -> str:
@@ -60,6 +61,11 @@ class SummaryCollector:
         for key, value in getattr(report, "user_properties", []):
             if key == CRASH_PROPERTY:
                 entry["crash"] = str(value)
+            elif key == RACE_PROPERTY and isinstance(value, dict) and report.when == "call":
+                race = entry.setdefault("race", {"rounds": 0, "raced": 0, "skews": []})
+                race["rounds"] += int(value.get("rounds", 0))
+                race["raced"] += int(value.get("raced", 0))
+                race["skews"] += [int(x) for x in value.get("skews", [])]
         if report.failed:
             entry["outcome"] = "failed"
             entry["message"] = str(report.longrepr)[-4000:]
@@ -76,12 +82,27 @@ class SummaryCollector:
             cell["crashes"] += "crash" in entry
         return table
 
+    def races(self) -> dict[str, Any] | None:
+        """Race rounds over the run: how many, how many raced (two calls at once on different CPUs), and the
+        median release skew (cycles of the time stamp counter between racers on different CPUs)."""
+        entries = [e["race"] for e in self.tests.values() if "race" in e]
+        if not entries:
+            return None
+        skews = sorted(x for e in entries for x in e["skews"])
+        return {"tests": len(entries), "rounds": sum(e["rounds"] for e in entries),
+                "raced": sum(e["raced"] for e in entries),
+                "median_release_skew_cycles": skews[len(skews) // 2] if skews else None}
+
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.tests:
             return
         terminalreporter.section("eclone-suite summary")
         for line in render_table(self.counts()):
             terminalreporter.write_line(line)
+        if races := self.races():
+            terminalreporter.write_line(f"races: {races['raced']} of {races['rounds']} rounds raced in "
+                                        f"{races['tests']} tests; median release skew "
+                                        f"{races['median_release_skew_cycles']} cycles")
         for entry in self.crashes():
             terminalreporter.write_line(f"kernel crash: {entry['title']} (in {entry['nodeid']})")
 
@@ -107,5 +128,6 @@ class SummaryCollector:
                 "table": [{"area": a, "profile": p, **{k: c[k] for k in COLUMNS}}
                           for (a, p), c in sorted(self.counts().items())],
                 "crashes": self.crashes(),
+                "races": self.races(),
                 "tests": sorted(self.tests.values(), key=lambda e: e["nodeid"])}
         (Path(results) / "summary.json").write_text(json.dumps(data, indent=1))

@@ -61,7 +61,7 @@ def probe_source(header: str, structs: Mapping[str, Sequence[str]], macros: Sequ
             lines.append(f'\tP("{struct}.{f}.offset", __builtin_offsetof({t}, {f}));')
             lines.append(f'\tP("{struct}.{f}.size", sizeof((({t} *)0)->{f}));')
             lines.append(f'\tP("{struct}.{f}.align", __alignof__((({t} *)0)->{f}));')
-    lines += [f'\tP("{m}", {m});' for m in macros]
+    lines += [f'#ifdef {m}\n\tP("{m}", {m});\n#endif' for m in macros]  # a macro the header lacks is absent
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -90,12 +90,12 @@ def _probe_cached(include_dir: Path, header: str, structs: tuple[tuple[str, tupl
             size=values[f"{struct}.sizeof"], align=values[f"{struct}.alignof"],
             fields={f: FieldLayout(*(values[f"{struct}.{f}.{k}"] for k in ("offset", "size", "align")))
                     for f in fields})
-    return layouts, {m: values[m] for m in macros}
+    return layouts, {m: values[m] for m in macros if m in values}
 
 
 def probe(include_dir: Path, header: str, structs: Mapping[str, Sequence[str]], macros: Sequence[str] = (),
           abi: str = "x86_64") -> tuple[dict[str, StructLayout], dict[str, int]]:
-    """Layouts of `structs` (name -> field names) and values of `macros` as `header` defines them for `abi`."""
+    """Layouts of `structs` (name -> field names) and values of those `macros` that `header` defines, for `abi`."""
     return _probe_cached(Path(include_dir), header, tuple((s, tuple(f)) for s, f in structs.items()),
                          tuple(macros), abi)
 
@@ -170,3 +170,96 @@ def headers_for(req: BuildRequest) -> Path:
     if req.tree is not None:
         return _tree_headers(req.tree.resolve())
     return _debian_headers(req.patches)
+
+
+# --- finding a struct by its members, whatever its name and header -------------------------------------------
+_COMMENT = re.compile(r"/\*.*?\*/|//[^\n]*", re.S)
+_STRUCT_OPEN = re.compile(r"\bstruct\s+(\w+)\s*\{")
+_WORD = re.compile(r"\b[A-Za-z_]\w*\b")
+
+
+class StructNotFound(ProbeError):
+    """No exported UAPI header defines a struct with every member the spec names (the message says what was seen)."""
+
+
+@dataclass(frozen=True)
+class StructLocation:
+    header: str  # as an #include would name it, e.g. "linux/sched.h"
+    struct: str  # the C tag, e.g. "eclone_args"
+
+
+def _struct_bodies(text: str) -> list[tuple[str, str]]:
+    """(tag, body) of every `struct tag { ... }` definition in C text (comments removed, braces matched)."""
+    text = _COMMENT.sub(" ", text)
+    found = []
+    for m in _STRUCT_OPEN.finditer(text):
+        depth, i = 1, m.end()
+        while depth and i < len(text):
+            depth += {"{": 1, "}": -1}.get(text[i], 0)
+            i += 1
+        found.append((m.group(1), text[m.end():i - 1]))
+    return found
+
+
+def struct_candidates(include_dir: Path, fields: Sequence[str]) -> list[tuple[StructLocation, int]]:
+    """Every struct defined in a header under `include_dir` whose body names all of `fields`, with the number of
+    other identifiers in its body (fewer = closer to exactly the spec's members); sorted closest first."""
+    include_dir = Path(include_dir)
+    want = set(fields)
+    hits = []
+    for path in sorted(include_dir.rglob("*.h")):
+        text = path.read_text(errors="replace")
+        if not all(f in text for f in want):
+            continue
+        for tag, body in _struct_bodies(text):
+            words = set(_WORD.findall(body))
+            if want <= words:
+                hits.append((StructLocation(path.relative_to(include_dir).as_posix(), tag), len(words - want)))
+    return sorted(hits, key=lambda hit: (hit[1], hit[0].header, hit[0].struct))
+
+
+def locate_struct(include_dir: Path, fields: Sequence[str], named: StructLocation | None = None) -> StructLocation:
+    """The struct the kernel's UAPI headers define with the spec's member names: `named` if given (it must compile
+    with those members), else the closest candidate that compiles; StructNotFound with the reason otherwise."""
+    candidates = [named] if named is not None else [loc for loc, _ in struct_candidates(include_dir, fields)]
+    errors = []
+    for loc in candidates:
+        try:
+            probe(include_dir, loc.header, {loc.struct: fields})
+        except ProbeError as err:
+            errors.append(f"struct {loc.struct} in {loc.header}: {err}")
+            continue
+        return loc
+    members = ", ".join(fields)
+    if named is not None:
+        raise StructNotFound(f"{errors[0]} (named by option; the spec's members: {members})")
+    seen = f"; candidates that did not compile: {' | '.join(errors)}" if errors else ""
+    raise StructNotFound(f"no header under {include_dir} defines a struct with all of the spec's members "
+                         f"({members}){seen}")
+
+
+def layout_problems(include_dir: Path, loc: StructLocation, fields: Sequence[tuple[str, int, int]], size: int,
+                    exact: bool = True, size_macro: str | None = None) -> list[str]:
+    """What differs between struct `loc` as gcc lays it out for i386 and x86_64 and the spec's table: each field's
+    (offset, size), sizeof (`exact`: equal to `size`, else at least `size`: a struct that grows by appending),
+    the two ABIs' (offset, size) and sizeof, and `size_macro`'s value if the header defines it. Alignment is
+    not compared: a plain __u64 has 4-byte alignment on i386 and the same offsets when nothing pads."""
+    names = [name for name, _, _ in fields]
+    spec = {name: (off, sz) for name, off, sz in fields}
+    problems, seen = [], {}
+    for abi in ABIS:
+        structs, macros = probe(include_dir, loc.header, {loc.struct: names}, [size_macro] if size_macro else [], abi)
+        got = structs[loc.struct]
+        seen[abi] = ({n: (f.offset, f.size) for n, f in got.fields.items()}, got.size)
+        for name in names:
+            if seen[abi][0][name] != spec[name]:
+                problems.append(f"{abi}: {loc.struct}.{name} at (offset, size) {seen[abi][0][name]}, "
+                                f"the spec says {spec[name]}")
+        if (got.size != size) if exact else (got.size < size):
+            problems.append(f"{abi}: sizeof(struct {loc.struct}) = {got.size}, the spec says "
+                            f"{'' if exact else 'at least '}{size}")
+        if size_macro in macros and macros[size_macro] != size:
+            problems.append(f"{abi}: {size_macro} = {macros[size_macro]}, the spec's size is {size}")
+    if seen["i386"] != seen["x86_64"]:
+        problems.append(f"i386 and x86_64 differ: {seen['i386']} vs {seen['x86_64']}")
+    return problems

@@ -37,3 +37,26 @@ def test_a_loser_with_an_errno_the_oracle_does_not_allow_is_reported() -> None:
     results = [{"ret": 500, "errno": 0}, {"ret": -1, "errno": errno.EINVAL}]
     [problem] = round_problems(STEPS, results, JUDGE, snapshot([3000, 500]), 0)
     assert problem.endswith(f"racer 1 ended with errno {errno.EINVAL}, possible: {sorted({0, errno.EEXIST})}")
+
+
+def test_a_round_raced_only_when_calls_on_different_cpus_overlap() -> None:
+    from harness.race_invariant import overlap
+    a = {"cpu": 0, "tsc": 1000, "tsc_end": 5000}
+    assert overlap([a, {"cpu": 1, "tsc": 4000, "tsc_end": 9000}]) == (True, 3000, "")
+    raced, skew, why = overlap([a, {"cpu": 1, "tsc": 6000, "tsc_end": 9000}])
+    assert (raced, skew) == (False, 5000) and "closest releases 5000 cycles apart" in why
+    assert overlap([a, {"cpu": 0, "tsc": 2000, "tsc_end": 3000}]) == (False, None, "every racer ran on CPU 0")
+    assert overlap([a, {"racer_exit": 0}])[0] is False  # an exit racer makes no timed call
+
+
+def test_the_summary_reports_raced_rounds_and_the_median_release_skew() -> None:
+    from types import SimpleNamespace
+
+    from harness.summary import RACE_PROPERTY, SummaryCollector
+    collector = SummaryCollector(SimpleNamespace())
+    for i, skews in enumerate(([10, 30], [20])):
+        report = SimpleNamespace(nodeid=f"suite/races/test_x.py::t{i}[clone3]", duration=0.1, failed=False,
+                                 skipped=False, when="call", longrepr=None,
+                                 user_properties=[(RACE_PROPERTY, {"rounds": 3, "raced": len(skews), "skews": skews})])
+        collector.pytest_runtest_logreport(report)
+    assert collector.races() == {"tests": 2, "rounds": 6, "raced": 3, "median_release_skew_cycles": 20}

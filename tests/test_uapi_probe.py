@@ -78,3 +78,109 @@ def test_reference_headers_define_eclone_args_and_are_cached():
     assert uapi_probe.headers_for(reference_request()) == include
     layouts, macros = probe(include, "linux/eclone.h", {"eclone_args": ["nr_pids"]}, ["ECLONE_ARGS_SIZE_VER0"])
     assert layouts["eclone_args"].fields["nr_pids"].offset == 40 and macros["ECLONE_ARGS_SIZE_VER0"] == 56
+
+
+# --- the eclone struct found by the spec's member names (an independent implementation's header) -------------
+SPEC_ECLONE = (("clone_flags_high", 0, 8), ("child_stack_base", 8, 8), ("child_stack_size", 16, 8),
+               ("parent_tid_ptr", 24, 8), ("child_tid_ptr", 32, 8), ("nr_pids", 40, 4), ("reserved0", 44, 4),
+               ("reserved1", 48, 8))  # seed 003 / NOTES.md, written out here independently of suite/abi/layouts.py
+SPEC_NAMES = [name for name, _, _ in SPEC_ECLONE]
+TYPES_H = "typedef unsigned int __u32;\ntypedef unsigned long long __u64;\n"
+SCHED_H = """\
+#include <linux/types.h>
+struct clone_args { __u64 flags; __u64 pidfd; };  /* clone3's: not the eclone struct */
+/* the seed's struct as an independent series might write it: another tag, plain __u64, no size macro */
+struct eclone_clone_args {
+	__u64 clone_flags_high;
+	__u64 child_stack_base;
+	__u64 child_stack_size;
+	__u64 parent_tid_ptr;
+	__u64 child_tid_ptr;
+	__u32 nr_pids;
+	__u32 reserved0;
+	__u64 reserved1;
+};
+"""
+
+
+def _variant(tmp_path: Path, sched_h: str) -> Path:
+    (tmp_path / "linux").mkdir()
+    (tmp_path / "linux" / "types.h").write_text(TYPES_H)
+    (tmp_path / "linux" / "sched.h").write_text(sched_h)
+    return tmp_path
+
+
+def test_a_struct_under_another_tag_in_linux_sched_h_is_found_and_passes_with_plain_u64(tmp_path: Path):
+    include = _variant(tmp_path, SCHED_H)
+    loc = uapi_probe.locate_struct(include, SPEC_NAMES)
+    assert loc == uapi_probe.StructLocation("linux/sched.h", "eclone_clone_args")
+    i386, _ = probe(include, loc.header, {loc.struct: ["reserved1"]}, abi="i386")
+    assert i386[loc.struct].align == 4  # plain __u64: 4-byte aligned on i386, and still the spec's layout
+    assert uapi_probe.layout_problems(include, loc, SPEC_ECLONE, 56, size_macro="ECLONE_ARGS_SIZE_VER0") == []
+
+
+def test_a_wrong_layout_is_reported_for_each_abi(tmp_path: Path):
+    """reserved0 moved after reserved1: offsets move, and with reserved1 right after a u32 the two ABIs disagree
+    (x86_64 pads to 8, i386 does not)."""
+    swapped = SCHED_H.replace("__u32 reserved0;\n", "")
+    swapped = swapped.replace("__u64 reserved1;", "__u64 reserved1;\n\t__u32 reserved0;")
+    include = _variant(tmp_path, swapped)
+    loc = uapi_probe.locate_struct(include, SPEC_NAMES)
+    problems = uapi_probe.layout_problems(include, loc, SPEC_ECLONE, 56)
+    assert problems == [
+        "x86_64: eclone_clone_args.reserved0 at (offset, size) (56, 4), the spec says (44, 4)",
+        "x86_64: sizeof(struct eclone_clone_args) = 64, the spec says 56",
+        "i386: eclone_clone_args.reserved0 at (offset, size) (52, 4), the spec says (44, 4)",
+        "i386: eclone_clone_args.reserved1 at (offset, size) (44, 8), the spec says (48, 8)",
+        problems[-1]]
+    assert problems[-1].startswith("i386 and x86_64 differ")
+
+
+def test_a_wrong_size_macro_and_a_larger_struct_are_problems(tmp_path: Path):
+    grown = SCHED_H.replace("__u64 reserved1;", "__u64 reserved1;\n\t__u64 extra;") + "#define ECLONE_SIZE 48\n"
+    include = _variant(tmp_path, grown)
+    loc = uapi_probe.locate_struct(include, SPEC_NAMES)
+    problems = uapi_probe.layout_problems(include, loc, SPEC_ECLONE, 56, size_macro="ECLONE_SIZE")
+    assert "x86_64: sizeof(struct eclone_clone_args) = 64, the spec says 56" in problems
+    assert "i386: ECLONE_SIZE = 48, the spec's size is 56" in problems
+    assert uapi_probe.layout_problems(include, loc, SPEC_ECLONE, 56, exact=False) == []  # clone3-style growth
+
+
+def test_no_struct_with_the_spec_members_is_a_reasoned_not_found(tmp_path: Path):
+    """The final Linux-CR struct (no reserved1) is not the seed's: the reason names the members looked for."""
+    include = _variant(tmp_path, SCHED_H.replace("\t__u64 reserved1;\n", ""))
+    with pytest.raises(uapi_probe.StructNotFound, match=r"no header under .* all of the spec's members .*reserved1"):
+        uapi_probe.locate_struct(include, SPEC_NAMES)
+
+
+def test_an_option_names_the_struct_and_a_wrong_name_says_so(tmp_path: Path):
+    include = _variant(tmp_path, SCHED_H)
+    named = uapi_probe.StructLocation("linux/sched.h", "eclone_clone_args")
+    assert uapi_probe.locate_struct(include, SPEC_NAMES, named) == named
+    with pytest.raises(uapi_probe.StructNotFound, match="struct clone_args in linux/sched.h.*named by option"):
+        uapi_probe.locate_struct(include, SPEC_NAMES, uapi_probe.StructLocation("linux/sched.h", "clone_args"))
+
+
+def test_a_candidate_that_does_not_compile_is_named_in_the_reason(tmp_path: Path):
+    include = _variant(tmp_path, SCHED_H.replace("#include <linux/types.h>", "#include <linux/missing.h>"))
+    with pytest.raises(uapi_probe.StructNotFound, match="eclone_clone_args in linux/sched.h.*did not compile"):
+        uapi_probe.locate_struct(include, SPEC_NAMES)
+
+
+@pytest.mark.skipif(not DEBIAN_SOURCE_TARBALL.is_file(), reason="needs linux-source-6.1 (./setup.sh)")
+def test_reference_headers_with_the_struct_moved_into_linux_sched_h_pass(tmp_path: Path):
+    """A variant of our series' exported headers: linux/eclone.h removed, its struct appended to linux/sched.h
+    under another tag with plain __u64 members. The clone3 struct beside it is not mistaken for it."""
+    from harness.kernel_build import reference_request
+    include = tmp_path / "include"
+    shutil.copytree(uapi_probe.headers_for(reference_request()), include)
+    (include / "linux" / "eclone.h").unlink()
+    sched = include / "linux" / "sched.h"
+    text = sched.read_text()
+    end = text.rindex("#endif")
+    sched.write_text(text[:end] + SCHED_H.split("*/\n", 1)[1] + text[end:])
+    loc = uapi_probe.locate_struct(include, SPEC_NAMES)
+    assert loc == uapi_probe.StructLocation("linux/sched.h", "eclone_clone_args")
+    assert uapi_probe.layout_problems(include, loc, SPEC_ECLONE, 56) == []
+    clone3 = uapi_probe.locate_struct(include, ["flags", "pidfd", "set_tid", "set_tid_size", "cgroup"])
+    assert clone3 == uapi_probe.StructLocation("linux/sched.h", "clone_args")

@@ -123,12 +123,14 @@ class Racer:
                 os._exit(0)
             tsc = rdtsc()
             raw = run()
+            tsc_end = rdtsc()
             result = finish(raw)
         except BaseException:
             finish(None)
             raise
         result["cpu"] = _libc.sched_getcpu()
         result["tsc"] = tsc
+        result["tsc_end"] = tsc_end
         if prepared:
             result["prepare"] = prepared
         return {"ok": True, "result": result}

@@ -28,7 +28,8 @@ def info(root_level: int = 0) -> dict[str, Any]:
     except OSError:  # no CONFIG_PROC_SYSCTL: the host says so (features) instead of a dead agent
         pid_max = 0
     return {"kernel": os.uname().release, "pid_max": pid_max, "root_level": root_level,
-            "python": sys.version.split()[0], "pid": os.getpid(), "features": feats}
+            "python": sys.version.split()[0], "pid": os.getpid(), "features": feats,
+            "cpus": len(os.sched_getaffinity(0))}
 
 
 class Server:

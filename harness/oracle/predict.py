@@ -8,7 +8,8 @@ Two rule sets, selected by profile name (`rules_for`):
   caller's active level, 0 = the kernel picks; the capability is checked for every nonzero entry first;
   then per level, innermost first: range 0..pid_max-1 -> EINVAL, 0 < pid < 300 once the cursor passed
   300 -> EINVAL, busy -> EBUSY.
-Automatic picks follow idr_alloc_cyclic() and move the cursor even when an outer level then fails.
+Automatic picks follow idr_alloc_cyclic(); on 6.1 they move the cursor even when an outer level then fails
+(`Outcome.cursors`), which NOTES.md does not promise: the runner accepts an unmoved cursor after a refusal too.
 """
 
 from __future__ import annotations

@@ -10,11 +10,12 @@ from dataclasses import dataclass
 class Layout:
     profile: str
     version: str
-    header: str  # the UAPI header that defines the struct
-    struct: str  # its C name
-    size_macro: str  # the header's macro for this version's size
+    header: str  # where our series / mainline puts it (documentation only: the check finds it by member names)
+    struct: str  # its C name there (likewise)
+    size_macro: str | None  # a size macro that, if the header defines it, must equal `size`
     size: int
     fields: tuple[tuple[str, int, int], ...]  # (name, offset, size)
+    extensible: bool = False  # the struct may grow by appending (clone3's sizes): sizeof >= size, not ==
 
     @property
     def names(self) -> list[str]:
@@ -30,9 +31,12 @@ _VER0 = (("flags", 0, 8), ("pidfd", 8, 8), ("child_tid", 16, 8), ("parent_tid", 
          ("stack", 40, 8), ("stack_size", 48, 8), ("tls", 56, 8))
 _VER1 = (*_VER0, ("set_tid", 64, 8), ("set_tid_size", 72, 8))
 _VER2 = (*_VER1, ("cgroup", 80, 8))
-CLONE3_VER0 = Layout("clone3", "VER0", "linux/sched.h", "clone_args", "CLONE_ARGS_SIZE_VER0", 64, _VER0)
-CLONE3_VER1 = Layout("clone3", "VER1", "linux/sched.h", "clone_args", "CLONE_ARGS_SIZE_VER1", 80, _VER1)
-CLONE3_VER2 = Layout("clone3", "VER2", "linux/sched.h", "clone_args", "CLONE_ARGS_SIZE_VER2", 88, _VER2)
+CLONE3_VER0 = Layout("clone3", "VER0", "linux/sched.h", "clone_args", "CLONE_ARGS_SIZE_VER0", 64,
+                     _VER0, extensible=True)
+CLONE3_VER1 = Layout("clone3", "VER1", "linux/sched.h", "clone_args", "CLONE_ARGS_SIZE_VER1", 80,
+                     _VER1, extensible=True)
+CLONE3_VER2 = Layout("clone3", "VER2", "linux/sched.h", "clone_args", "CLONE_ARGS_SIZE_VER2", 88,
+                     _VER2, extensible=True)
 
 LAYOUTS = (ECLONE, CLONE3_VER0, CLONE3_VER1, CLONE3_VER2)
 NEWEST = {"eclone": ECLONE, "clone3": CLONE3_VER2}  # every field the struct has

@@ -13,6 +13,7 @@ from harness.profiles import Profile, SpawnRequest
 from harness.profiles.base import ARGS_ADDR
 from harness.programs import UNMAPPED, chain, program, read_file_step, write_file_step
 
+from ..kernel_probes import clone_accepts_pidfd_thread
 from .helpers import (
     CHEAP,
     CLONE_DETACHED,
@@ -53,7 +54,6 @@ BAD_FLAGS = {
     "NEWNS|FS": CLONE_NEWNS | CLONE_FS,
     "NEWUSER|FS": CLONE_NEWUSER | CLONE_FS,
     "PIDFD|DETACHED": CLONE_PIDFD | CLONE_DETACHED,
-    "PIDFD|THREAD": CLONE_PIDFD | THREAD,
     "PIDFD|PARENT_SETTID": CLONE_PIDFD | CLONE_PARENT_SETTID,
     "THREAD|NEWPID": THREAD | CLONE_NEWPID,
     "PARENT from an init": CLONE_PARENT | CLONE_VM,
@@ -70,6 +70,16 @@ def test_flag_combinations_clone_refuses_are_einval_even_with_unreadable_pids(ta
         unreadable["regs"][3] = UNMAPPED
         cases.append((f"{name}, unreadable pids", unreadable, errno.EINVAL))
     check_rejections(target, cases)
+
+
+def test_pidfd_with_thread_is_decided_as_clone_2_decides_it_on_this_kernel(target, profile: Profile):
+    """V-PIDFD-THREAD: eclone's flags are exactly clone(2)'s (NOTES.md), and clone(2) accepts
+    CLONE_PIDFD|CLONE_THREAD since 6.9 (EINVAL before): probed on this kernel's clone(2), not assumed."""
+    res = run1(target, call(profile, CLONE_PIDFD | THREAD, 0, parent_tid_ptr=ARGS_ADDR + 0x1000), chain(1))
+    if clone_accepts_pidfd_thread(target):
+        assert res["errno"] == 0 and res["ret"] > 0, f"clone(2) takes CLONE_PIDFD|CLONE_THREAD here: {res}"
+    else:
+        assert (res["errno"], res["ret"]) == (errno.EINVAL, -1), f"clone(2) refuses CLONE_PIDFD|CLONE_THREAD: {res}"
 
 
 @pytest.mark.parametrize("flags, exit_signal", [(CHEAP | CLONE_DETACHED, SIGCHLD), (CHEAP, 65), (CHEAP, 0x80),

@@ -59,6 +59,7 @@ from .conftest import (
     Races,
     chain_namespaces,
     next_picks,
+    require_cpus,
     shared_pids,
     split_rounds,
     unchanged_problems,
@@ -305,8 +306,10 @@ class RacesOverNamespaceState(RuleBasedStateMachine):
                  *(self.races.spawn([pid], level, child="exit", flags=CLONE_VM) for level, pid in again)]
         run = self._run(steps, keep=False)
         judge = Judge(plan, alone, self.profile.busy_errno, self.model.workers or [])
-        for rnd in split_rounds(run.results[0], self.rounds):
+        rounds = split_rounds(run.results[0], self.rounds)
+        for rnd in rounds:
             self.problems += round_problems(steps[0]["racers"], rnd.racers, judge, rnd.check[0], rnd.index)
+        self.races.note_rounds(rounds)  # no retry inside a stateful run: the test asserts some round raced
         where = f"after the race of {list(plan.racers)}"
         pids = run.results[1 + len(releases)]
         if dupes := shared_pids(pids, chain_namespaces(pids, self.model.workers or [])):
@@ -339,6 +342,7 @@ def test_races_over_namespace_state_keep_each_pid_once_and_leave_nothing(races, 
     profile (ci: 4 examples of up to 8 steps)."""
     machine_settings = settings(stateful_settings(hypothesis_profile), **MACHINE.get(hypothesis_profile, {}))
     failures: list[str] = []
+    require_cpus(races.target)  # racers on one CPU never race: skip with the reason
     try:
         run_state_machine_as_test(lambda: RacesOverNamespaceState(races, race_rounds(races.rounds), failures),
                                   settings=machine_settings)
@@ -348,3 +352,4 @@ def test_races_over_namespace_state_keep_each_pid_once_and_leave_nothing(races, 
         if not failures:
             raise
         raise AssertionError(failures[0]) from err
+    races.assert_raced()

@@ -17,7 +17,7 @@ from harness.programs import chain
 from .conftest import CLONE_NEWPID, CLONE_VM
 
 ASKERS = 2
-NAMESPACE_DYING = errno.ENOMEM  # kernel/pid.c alloc_pid() and kernel/fork.c copy_process(), Linux 6.1
+NAMESPACE_DYING = errno.ENOMEM  # NOTES.md "Newer kernels" (b26ebfe12f34: ENOMEM, not EPERM, also with set_tid)
 
 
 def test_clone_into_a_namespace_whose_init_is_killed_succeeds_or_fails_with_enomem(races, profile):
