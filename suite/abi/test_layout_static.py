@@ -6,17 +6,22 @@ from __future__ import annotations
 import ctypes
 from pathlib import Path
 
+import pytest
+
 from harness.profiles import Profile, SpawnRequest
+from harness.profiles import clone2 as clone2_profile
 from harness.profiles import clone3 as clone3_profile
 from harness.profiles import eclone as eclone_profile
 from harness.profiles.base import ARGS_ADDR
 from harness.uapi_probe import ProbeError, StructLayout, probe
 
-from .helpers import ARGS_REG, SIZE_REG, spawn
+from ..spec import WITH_STRUCT, spec_of
+from .helpers import spawn
 from .layouts import NEWEST, Layout
 
-PROFILE_FIELDS = {"eclone": eclone_profile.FIELDS, "clone3": clone3_profile.FIELDS}
-PROFILE_SIZES = {"seed003": eclone_profile.ECLONE_ARGS_SIZE, "VER0": clone3_profile.CLONE_ARGS_SIZE_VER0,
+PROFILE_FIELDS = {"eclone": eclone_profile.FIELDS, "clone2": clone2_profile.FIELDS, "clone3": clone3_profile.FIELDS}
+PROFILE_SIZES = {"seed003": eclone_profile.ECLONE_ARGS_SIZE, "seed002": clone2_profile.CLONE_STRUCT_SIZE,
+                 "VER0": clone3_profile.CLONE_ARGS_SIZE_VER0,
                  "VER1": clone3_profile.CLONE_ARGS_SIZE_VER1, "VER2": clone3_profile.CLONE_ARGS_SIZE_VER2}
 
 
@@ -42,7 +47,10 @@ def test_profile_encoder_puts_each_field_at_its_spec_offset(profile: Profile, la
         want = bytearray(layout.size)
         want[off:off + size] = marker(size).to_bytes(size, "little")
         assert (addr, bytes.fromhex(hexdata)) == (ARGS_ADDR, bytes(want)), f"field {name}"
-        assert (step["regs"][ARGS_REG[profile.name]], step["regs"][SIZE_REG[profile.name]]) == (ARGS_ADDR, layout.size)
+        interface = spec_of(profile.name)
+        assert step["regs"][interface.args_reg] == ARGS_ADDR
+        if interface.size_reg is not None:
+            assert step["regs"][interface.size_reg] == layout.size
 
 
 def _ctypes_struct(layout: Layout, pack: int | None) -> type[ctypes.Structure]:
@@ -77,6 +85,7 @@ def test_uapi_header_matches_the_spec_table(profile: Profile, layout: Layout, ua
     assert struct.size >= layout.size
 
 
+@pytest.mark.profiles(*WITH_STRUCT)
 def test_uapi_struct_is_identical_for_i386_and_x86_64(profile: Profile, uapi_include: Path):
     layout = NEWEST[profile.name]
     x86_64, _ = _header_layout(uapi_include, layout, "x86_64")
@@ -85,6 +94,7 @@ def test_uapi_struct_is_identical_for_i386_and_x86_64(profile: Profile, uapi_inc
     assert x86_64.align == 8
 
 
+@pytest.mark.profiles(*WITH_STRUCT)
 def test_uapi_struct_has_no_implicit_padding(profile: Profile, uapi_include: Path):
     """Members back to back from offset 0, each naturally aligned, the last one ending at sizeof, under both ABIs."""
     layout = NEWEST[profile.name]

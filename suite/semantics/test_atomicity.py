@@ -10,6 +10,8 @@ import pytest
 from harness.oracle.sync import NS_LAST_PID
 from harness.programs import chain, occupy_step, program, release_step, sleep_step, write_file_step
 
+from ..spec import PASS_ZERO_AS_AUTO
+
 
 @pytest.mark.parametrize("busy_level", [0, 1])
 def test_refused_vector_frees_the_inner_levels_it_had_allocated(calls, profile, needs_ns_last_pid, busy_level):
@@ -45,7 +47,7 @@ def test_foreign_outer_level_frees_the_own_inner_ones(calls, profile):
     assert again["errno"] == 0 and again["child"]["nspid"][1] == inner
 
 
-@pytest.mark.profiles("eclone")
+@pytest.mark.profiles(*PASS_ZERO_AS_AUTO)
 def test_kernel_picked_inner_pid_is_freed_when_an_outer_level_fails(calls, needs_ns_last_pid):
     spec = chain(1)
     auto, busy = calls.free([1, 0], spec)

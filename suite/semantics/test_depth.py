@@ -9,6 +9,8 @@ import pytest
 
 from harness.programs import chain
 
+from ..spec import NOT_INTO_NEW_NAMESPACE
+
 MAX_PID_NS_LEVEL = 32
 
 
@@ -50,7 +52,7 @@ def _guest_only(target):
                     f"so no level-32 caller sees 33 levels")
 
 
-@pytest.mark.profiles("eclone")
+@pytest.mark.profiles(*NOT_INTO_NEW_NAMESPACE)
 def test_eclone_caller_at_level_32_may_pass_33_pids(target, calls):
     _guest_only(target)
     spec = chain(MAX_PID_NS_LEVEL)
@@ -60,7 +62,7 @@ def test_eclone_caller_at_level_32_may_pass_33_pids(target, calls):
     assert res["child"]["nspid"] == pids
 
 
-@pytest.mark.profiles("eclone")
+@pytest.mark.profiles(*NOT_INTO_NEW_NAMESPACE)
 def test_eclone_34_pids_at_level_32_are_einval(target, calls):
     _guest_only(target)
     res = calls.spawn([1000 + i for i in range(34)], at=MAX_PID_NS_LEVEL, spec=chain(MAX_PID_NS_LEVEL))

@@ -10,6 +10,8 @@ import pytest
 from harness.oracle.sync import NS_LAST_PID
 from harness.programs import chain, write_file_step
 
+from ..spec import PASS_ZERO_AS_AUTO
+
 
 def test_one_entry_names_the_callers_own_level(calls):
     spec = chain(3)
@@ -38,7 +40,7 @@ def test_levels_left_out_get_the_next_automatic_pid(calls, needs_ns_last_pid):
     assert res["child"]["nspid"][0] not in calls.in_use(spec)[0]
 
 
-@pytest.mark.profiles("eclone")
+@pytest.mark.profiles(*PASS_ZERO_AS_AUTO)
 def test_zero_lets_the_kernel_pick_at_that_level_only(calls, needs_ns_last_pid):
     spec = chain(2)
     outer, auto, inner = calls.free([0, 1, 2], spec)
@@ -47,7 +49,7 @@ def test_zero_lets_the_kernel_pick_at_that_level_only(calls, needs_ns_last_pid):
     assert res["child"]["nspid"] == [outer, auto, inner]
 
 
-@pytest.mark.profiles("eclone")
+@pytest.mark.profiles(*PASS_ZERO_AS_AUTO)
 def test_all_zero_vector_is_a_call_where_the_kernel_picks_every_level(calls):
     spec = chain(2)
     res = calls.spawn([0, 0, 0], at=2, spec=spec)

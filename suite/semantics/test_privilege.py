@@ -9,6 +9,8 @@ import pytest
 
 from harness.programs import chain
 
+from ..spec import NOT_INTO_NEW_NAMESPACE, PASS_ZERO_AS_AUTO
+
 CAP_SYS_ADMIN, CAP_CHECKPOINT_RESTORE = 21, 40
 
 
@@ -43,7 +45,7 @@ def test_root_of_a_user_namespace_cannot_reach_an_ancestor_level_it_does_not_own
     assert (res["errno"], res["child"]) == (errno.EPERM, None)
 
 
-@pytest.mark.profiles("eclone")
+@pytest.mark.profiles(*NOT_INTO_NEW_NAMESPACE)
 def test_eclone_new_namespace_does_not_extend_privilege_to_ancestor_levels(calls):
     """With CLONE_NEWPID the vector still names the caller's levels (step 9): the privilege walk starts at
     the caller's namespace, not at the new one, so level 0 (not owned) stays out of reach."""
@@ -75,13 +77,13 @@ def test_no_vector_needs_no_privilege(calls):
     assert res["errno"] == 0 and res["child"]["nspid"][1] == res["ret"]
 
 
-@pytest.mark.profiles("eclone")
+@pytest.mark.profiles(*PASS_ZERO_AS_AUTO)
 def test_eclone_zero_entries_need_no_privilege(calls):
     res = calls.spawn([0, 0], at=1, spec=chain(1, caps={1: []}))
     assert res["errno"] == 0, res
 
 
-@pytest.mark.profiles("eclone")
+@pytest.mark.profiles(*PASS_ZERO_AS_AUTO)
 def test_eclone_zero_for_a_foreign_level_with_own_levels_explicit(calls):
     spec = chain(1, userns_at=[1])
     (pid,) = calls.free([1], spec)
