@@ -66,16 +66,18 @@ def test_count_2_to_the_31_at_level_0_is_einval(target, profile: Profile):
 def test_clone_with_pids_count_and_flags_come_before_reading_the_pid_set(target, profile: Profile):
     """Bad flags with an unreadable pid_setp -> EINVAL; too large num_pids with entries unreadable -> EINVAL
     (the header is readable, the entries would straddle the guard page)."""
-    too_large = spawn(profile, SpawnRequest(at=1, pids=(0,) * too_many(target, 1), child="exit"))
     guard = ARENA + 0x10000
-    too_large["write"][0][0] = guard - 4  # header readable, every entry in the guard page
-    too_large["regs"][5] = guard - 4
+    too_large = spawn(profile, SpawnRequest(at=1, pids=(), child="exit", extra={"pid_setp": guard - 4}))
+    too_large["write"] = [[guard - 4, too_many(target, 1).to_bytes(4, "little").hex()]]  # entries in the guard
+    entries_unreadable = spawn(profile, SpawnRequest(at=1, pids=(), child="exit", extra={"pid_setp": guard - 4}))
+    entries_unreadable["write"] = [[guard - 4, (1).to_bytes(4, "little").hex()]]
     bad_flags = unreadable_vector(spawn(profile, SpawnRequest(at=1, pids=(0,), flags=CLONE_SIGHAND, child="exit")),
                                   profile)
     unreadable = unreadable_vector(spawn(profile, SpawnRequest(at=1, pids=(0,), child="exit")), profile)
     check_rejections(target, [("num_pids too large, entries unreadable", too_large, errno.EINVAL),
                               ("bad flags, pid_setp unreadable", bad_flags, errno.EINVAL),
-                              ("pid_setp unreadable", unreadable, errno.EFAULT)])
+                              ("pid_setp unreadable", unreadable, errno.EFAULT),
+                              ("one entry, in the guard page", entries_unreadable, errno.EFAULT)])
 
 
 @pytest.mark.profiles("clone2")
