@@ -69,5 +69,8 @@ WITHOUT_RESERVED_PIDS_RULE = profiles_where(lambda s: not s.reserved_pids_rule)
 WITH_SIZE_ARGUMENT = profiles_where(lambda s: s.size_reg is not None)
 WITH_STRUCT = profiles_where(lambda s: s.args_reg is not None)
 WIDE_TID_ADDRESSES = profiles_where(lambda s: s.tid_addresses == 64)
+# short vectors that end at the caller's level (eclone) or in the child's namespace (clone3); the root-anchored
+# calls have their own short-vector tests (abi/test_layout_behaviour count field, oracle agreement)
+ANCHORED_AT_THE_CALLERS_SIDE = profiles_where(lambda s: s.anchor != "root")
 NOT_INTO_NEW_NAMESPACE = profiles_where(lambda s: s.anchor != "child")  # pids cover the caller's levels only
 EBUSY_FAMILY = profiles_where(lambda s: s.busy_errno == errno.EBUSY)  # eclone and its ancestors

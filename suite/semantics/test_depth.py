@@ -9,7 +9,7 @@ import pytest
 
 from harness.programs import chain
 
-from ..spec import NOT_INTO_NEW_NAMESPACE
+from ..spec import ANCHORED_AT_THE_CALLERS_SIDE, NOT_INTO_NEW_NAMESPACE
 
 MAX_PID_NS_LEVEL = 32
 
@@ -28,6 +28,7 @@ def test_vector_longer_than_kernel_level_plus_one_is_einval(target, calls, at):
     assert (res["errno"], res["child"]) == (errno.EINVAL, None)
 
 
+@pytest.mark.profiles(*ANCHORED_AT_THE_CALLERS_SIDE)  # short vectors end at the caller's level
 def test_deepest_caller_sets_32_levels_and_the_kernel_picks_the_root(target, calls):
     spec = deepest(target)
     depth = target.info.max_depth

@@ -9,7 +9,7 @@ import pytest
 
 from harness.programs import chain
 
-from ..spec import NOT_INTO_NEW_NAMESPACE, PASS_ZERO_AS_AUTO
+from ..spec import ANCHORED_AT_THE_CALLERS_SIDE, NOT_INTO_NEW_NAMESPACE, PASS_ZERO_AS_AUTO
 
 CAP_SYS_ADMIN, CAP_CHECKPOINT_RESTORE = 21, 40
 
@@ -30,6 +30,7 @@ def test_either_capability_alone_is_enough(calls, cap):
     assert res["child"]["nspid"] == pids
 
 
+@pytest.mark.profiles(*ANCHORED_AT_THE_CALLERS_SIDE)  # short vectors end at the caller's level
 def test_root_of_a_user_namespace_chooses_pids_in_its_own_pid_namespace(calls):
     spec = chain(1, userns_at=[1])
     (pid,) = calls.free([1], spec)
@@ -55,6 +56,7 @@ def test_eclone_new_namespace_does_not_extend_privilege_to_ancestor_levels(calls
     assert (res["errno"], res["child"]) == (errno.EPERM, None)
 
 
+@pytest.mark.profiles(*ANCHORED_AT_THE_CALLERS_SIDE)  # short vectors end at the caller's level
 def test_user_namespace_in_the_middle_owns_the_levels_below_it(calls):
     spec = chain(3, userns_at=[2])
     pids = calls.free([1, 2, 3], spec)
