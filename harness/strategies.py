@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from .oracle.choices import CursorKind, Kind, PidChoice
 from .oracle.model import CAP_CHECKPOINT_RESTORE, CAP_SYS_ADMIN
-from .oracle.scenario import CallShape, Scenario
+from .oracle.scenario import CallShape, Scenario, innermost_level
 from .programs import chain
 
 CAPABILITY_SETS: tuple[tuple[int, ...] | None, ...] = (None, (), (CAP_SYS_ADMIN,), (CAP_CHECKPOINT_RESTORE,))
@@ -66,7 +66,7 @@ def call_shapes(draw: st.DrawFn, spec: dict, profile_name: str, newpid: bool = T
     depth = len(spec.get("levels", []))
     at = draw(st.integers(0, depth))
     new = newpid and draw(st.integers(0, 7)) == 7
-    levels = at + 1 + (new and profile_name == "clone3")
+    levels = innermost_level(profile_name, CallShape(at, (), new)) + 1
     vector = draw(st.one_of(pid_vectors(levels), st.none()))
     extra = draw(st.integers(0, 9)) if overflow and vector is not None else 0
     return CallShape(at, vector, new, overflow=max(0, extra - 7))

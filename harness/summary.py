@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from .profiles import ALL_PROFILES
+
 OUTCOMES = ("passed", "failed", "skipped")
 COLUMNS = (*OUTCOMES, "crashes")  # crashes: failed tests during which the kernel oopsed/panicked
 CRASH_PROPERTY = "kernel_crash"  # user property the plugin sets on a test the kernel crashed in
@@ -30,8 +32,9 @@ def profile_of(report: pytest.TestReport) -> str:
             return str(value)
     name = report.nodeid.rsplit("[", 1)
     if len(name) == 2:
-        for candidate in ("eclone", "clone3"):
-            if candidate in name[1]:
+        parts = name[1].rstrip("]").split("-")
+        for candidate in ALL_PROFILES:
+            if candidate in parts:
                 return candidate
     return "-"
 

@@ -210,7 +210,7 @@ def test_shared_level_pick_is_any_free_pid():
 
 def test_unknown_profile_has_no_rules():
     with pytest.raises(ValueError, match="no rules"):
-        rules_for("clone2")
+        rules_for("clone4")
 
 
 # --- effects -----------------------------------------------------------------------------------------
@@ -313,3 +313,38 @@ def test_a_refused_call_is_asked_again_for_the_inner_pids_it_had_allocated():
     assert reask_allocated("clone3", inner_fail, predict(state, inner_fail, CLONE3)) is None
     newpid = Spawn(1, (2, 600, 1), newpid=True)
     assert reask_allocated("clone3", newpid, predict(state, newpid, CLONE3)) == Spawn(1, (600, 1), True)
+
+
+# --- root-anchored vectors (clone_with_pids, clone2) ---------------------------------------------------
+
+ROOT = rules_for("clone2")
+
+
+def test_clone_with_pids_and_clone2_share_the_root_anchored_rule_set():
+    assert rules_for("clone_with_pids") is ROOT and ROOT.anchor == "root" and ROOT.busy_errno == errno.EBUSY
+
+
+def test_root_anchored_short_vector_names_the_outermost_levels_and_the_rest_is_picked():
+    out = run(ROOT, make(), 2, [500])  # cursors: level 0 -> 4, level 1 -> 3, level 2 -> 2
+    assert (out.errno, out.nspid) == (0, (500, 3, 2))
+    assert out.cursors == {1: 4, 2: 3}
+
+
+def test_root_anchored_pid_below_300_is_allowed_after_the_cursor_passed_300():
+    out = run(ROOT, make(cursor=2000), 1, [150, 120])
+    assert (out.errno, out.nspid) == (0, (150, 120))
+    assert run(ECLONE, make(cursor=2000), 1, [150, 120]).errno == errno.EINVAL
+
+
+def test_root_anchored_count_above_the_callers_level_is_einval():
+    assert run(ROOT, make(), 1, [0, 0, 0]).errno == errno.EINVAL
+
+
+def test_root_anchored_busy_outer_level_refuses_at_level_0_after_the_inner_ones():
+    out = run(ROOT, make(), 2, [1, 600])  # level 0's pid 1 is the agent
+    assert (out.errno, out.level) == (errno.EBUSY, 0)
+
+
+def test_root_anchored_vector_above_a_nested_agent_root_is_unpredictable():
+    with pytest.raises(Unpredictable):
+        run(ROOT, make(root_level=1), 1, [500])

@@ -1,6 +1,6 @@
 """Predict what a clone-with-pids call does to a chain: the child's exact NSpid, or the exact errno.
 
-Two rule sets, selected by profile name (`rules_for`):
+Three rule sets; each profile names its own (`Profile.oracle_rules`, looked up by `rules_for`):
 - clone3 (Linux 6.1/6.18 copy_clone_args_from_user + alloc_pid): set_tid is innermost first; per level,
   innermost first: range 1..pid_max-1 -> EINVAL, tid != 1 without an init -> EINVAL, no
   CAP_SYS_ADMIN/CAP_CHECKPOINT_RESTORE over the level's user namespace -> EPERM, busy -> EEXIST.
@@ -8,6 +8,9 @@ Two rule sets, selected by profile name (`rules_for`):
   caller's active level, 0 = the kernel picks; the capability is checked for every nonzero entry first;
   then per level, innermost first: range 0..pid_max-1 -> EINVAL, 0 < pid < 300 once the cursor passed
   300 -> EINVAL, busy -> EBUSY.
+- root-anchored (clone_with_pids, clone2; NOTES.md "clone_with_pids (v6, seed 001) and clone2 (v7, seed 002)"):
+  pids[0] is level 0 (the initial pid namespace), a k-entry vector names levels 0..k-1, the rest are the kernel's;
+  otherwise eclone's rules without the RESERVED_PIDS one.
 Automatic picks follow idr_alloc_cyclic(); on 6.1 they move the cursor even when an outer level then fails
 (`Outcome.cursors`), which NOTES.md does not promise: the runner accepts an unmoved cursor after a refusal too.
 """
@@ -63,6 +66,7 @@ class Rules:
     name: str
     busy_errno: int
     predict: Callable[[ChainState, Spawn], Outcome]
+    anchor: str  # where a vector starts: "child" (set_tid[0] innermost), "caller" (last entry), "root" (level 0)
 
 
 def child_levels(state: ChainState, spawn: Spawn) -> list[Level]:
@@ -123,8 +127,12 @@ def requested(spawn: Spawn, innermost: int) -> dict[int, int]:
 
 
 def vector_levels(profile_name: str, spawn: Spawn) -> dict[int, int]:
-    """Level -> pid asked for, as the profile maps the vector (clone3 starts in a CLONE_NEWPID namespace)."""
-    return requested(spawn, spawn.at + (spawn.newpid and profile_name == "clone3"))
+    """Level -> pid asked for, as the profile's rule set maps the vector (clone3 starts in a CLONE_NEWPID
+    namespace, eclone at the caller's level, clone_with_pids and clone2 at level 0)."""
+    anchor = rules_for(profile_name).anchor
+    if anchor == "root":
+        return dict(enumerate(spawn.pids or ()))
+    return requested(spawn, spawn.at + (spawn.newpid and anchor == "child"))
 
 
 def _too_long(state: ChainState, n: int, level: int, ok_levels: int) -> Outcome | None:
@@ -195,17 +203,50 @@ def predict_eclone(state: ChainState, spawn: Spawn) -> Outcome:
     return walk(state, spawn, tids, _eclone_check, errno.EBUSY)
 
 
-RULES = {
-    "clone3": Rules("clone3", errno.EEXIST, predict_clone3),
-    "eclone": Rules("eclone", errno.EBUSY, predict_eclone),
+def _root_anchored_check(state: ChainState, spawn: Spawn, level: Level, i: int,
+                         tid: int | None) -> tuple[int, str] | None:
+    if not tid:
+        return None
+    if not 0 <= tid < level.pid_max:
+        return errno.EINVAL, f"level {i}: pid {tid} outside 0..pid_max-1 ({level.pid_max - 1})"
+    return None
+
+
+def predict_root_anchored(state: ChainState, spawn: Spawn) -> Outcome:
+    """clone_with_pids()/clone2(): pids[0] names level 0; count, then privilege, then per level (no RESERVED_PIDS)."""
+    pids = spawn.pids or ()
+    tids: dict[int, int] = {}
+    if pids:
+        if failed := _too_long(state, len(pids), spawn.at, spawn.at + 1):
+            return failed
+        if state.root_level:
+            raise Unpredictable(f"a root-anchored vector names levels above the agent's root "
+                                f"(root_level {state.root_level})")
+    if failed := newpid_error(state, spawn):
+        return failed
+    if pids:
+        tids = dict(enumerate(pids))
+        creds = state.creds[spawn.at]
+        for i in sorted(tids, reverse=True):
+            if tids[i] and not state.may_choose_pids(creds, state.levels[i].owner):
+                return Outcome(errno.EPERM, why=f"level {i}: pid {tids[i]} without the capability over it")
+    return walk(state, spawn, tids, _root_anchored_check, errno.EBUSY)
+
+
+RULES = {  # by rule-set name (Profile.oracle_rules)
+    "clone3": Rules("clone3", errno.EEXIST, predict_clone3, "child"),
+    "eclone": Rules("eclone", errno.EBUSY, predict_eclone, "caller"),
+    "root-anchored": Rules("root-anchored", errno.EBUSY, predict_root_anchored, "root"),
 }
 
 
 def rules_for(profile_name: str) -> Rules:
-    """The rule set of a profile (ValueError for a profile the oracle does not know)."""
+    """The rule set the profile names (ValueError for a profile or rule set the oracle does not know)."""
+    from ..errors import UsageError
+    from ..profiles import make_profile
     try:
-        return RULES[profile_name]
-    except KeyError:
+        return RULES[make_profile(profile_name).oracle_rules]
+    except (KeyError, UsageError):
         raise ValueError(f"the oracle has no rules for profile {profile_name!r}") from None
 
 

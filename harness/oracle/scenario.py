@@ -11,7 +11,7 @@ from ..programs import occupy_step, write_file_step
 from .choices import CursorKind, PidChoice, cursor_value, free_pid, resolve_vector, stable_busy
 from .effects import occupy_outcome
 from .model import ChainState, Level
-from .predict import Outcome, Spawn, child_levels
+from .predict import Outcome, Spawn, child_levels, rules_for
 from .runner import ChainModel, Verdict
 from .sync import NS_LAST_PID
 
@@ -39,8 +39,16 @@ class Scenario:
 
 
 def innermost_level(profile_name: str, call: CallShape) -> int:
-    """The level the vector's last entry names: clone3 starts in the child's namespace, eclone in the caller's."""
-    return call.at + (call.newpid and profile_name == "clone3")
+    """The deepest level a full vector names: clone3 starts in the child's namespace, the others in the caller's."""
+    return call.at + (call.newpid and rules_for(profile_name).anchor == "child")
+
+
+def named_levels(profile_name: str, call: CallShape, n: int) -> list[int]:
+    """The levels an `n`-entry vector names, outermost first (root-anchored ones start at level 0)."""
+    if rules_for(profile_name).anchor == "root":
+        return list(range(n))
+    inner = innermost_level(profile_name, call)
+    return list(range(inner - n + 1, inner + 1))
 
 
 def concrete_spawn(profile_name: str, call: CallShape, state: ChainState, tasks: Any = (),
@@ -53,7 +61,7 @@ def concrete_spawn(profile_name: str, call: CallShape, state: ChainState, tasks:
     n = len(call.vector)
     if n > inner + 1:
         raise ValueError(f"{n} symbolic pids for {inner + 1} levels: use overflow for longer vectors")
-    targets = list(range(inner - n + 1, inner + 1))
+    targets = named_levels(profile_name, call, n)
     busy = {k: sorted(set(stable_busy(state, k, tasks)) | occupied.get(k, set()))
             for k in targets if k <= call.at}
     pids = resolve_vector(call.vector, [levels[k] for k in targets], busy, recent, occupied, targets)
@@ -102,6 +110,9 @@ def reask_allocated(profile_name: str, spawn: Spawn, outcome: Outcome) -> Spawn 
     level that refused it); None when it allocated none of them."""
     if outcome.ok or outcome.level is None or not spawn.pids:
         return None
+    if rules_for(profile_name).anchor == "root":  # the levels inner to the refusal, outer ones left at 0
+        kept = tuple(0 if k <= outcome.level else pid for k, pid in enumerate(spawn.pids))
+        return Spawn(spawn.at, kept, spawn.newpid) if any(kept) else None
     inner = innermost_level(profile_name, CallShape(spawn.at, (), spawn.newpid))
     keep = min(inner - outcome.level, len(spawn.pids))
     if keep <= 0 or not any(spawn.pids[-keep:]):

@@ -6,6 +6,7 @@ import abc
 import errno
 import signal
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 from ..programs import ARENA
@@ -32,18 +33,42 @@ class SpawnRequest:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+class Anchor(str, Enum):
+    """Which level a pid vector shorter than the chain starts from (SpawnRequest.pids is outermost first)."""
+
+    CALLER = "caller"  # eclone: the last entry names the caller's active level, the vector goes outwards
+    ROOT = "root"  # clone_with_pids, clone2: pids[0] is the initial pid namespace, k entries name levels 0..k-1
+    CHILD = "child"  # clone3: set_tid[0] is the child's own (innermost) level, a CLONE_NEWPID one included
+
+
 class Profile(abc.ABC):
-    """An ABI for "clone with chosen pids"."""
+    """An ABI for "clone with chosen pids": the one owner of its interface's facts.
+
+    What a new profile sets (docs/DESIGN.md, "Adding a profile"): the call (`nr`, `spawn_step`), where
+    its arguments live (`args_reg`, `size_reg`, `pids_reg`, `struct_size`, `fields`), how a vector is read
+    (`anchor`, `zero_means_auto`, `needs_init_pid_first`, `reserved_pids_rule`, `max_vector`), its busy
+    errno, i386 availability, the oracle rule set, and a probe that cannot be fooled by another call at `nr`.
+    """
 
     name: str
     nr: int
     busy_errno: int = errno.EBUSY
     zero_means_auto: bool = False  # eclone: a 0 entry lets the kernel pick at that level
     needs_init_pid_first: bool = False  # clone3: a new namespace's first pid must be 1
+    anchor: Anchor = Anchor.CALLER
+    reserved_pids_rule: bool = False  # eclone: pids < 300 only while the level's cursor is <= 300
+    args_reg: int | None = None  # register holding the struct pointer (None: no struct)
+    size_reg: int | None = None  # register holding the struct size (None: no size argument)
+    pids_reg: int | None = None  # register holding the pid vector pointer (None: it is a struct field)
+    struct_size: int | None = None  # the size the profile passes (and the kernel reads) by default
+    fields: tuple[tuple[str, int, int], ...] = ()  # (name, offset, size) of the struct the encoder writes
+    nr_i386: int | None = None  # the number on the i386 table (None: not wired there)
+    oracle_rules: str = ""  # the rule set of harness/oracle/predict.py that models this call
 
     @abc.abstractmethod
-    def spawn_step(self, req: SpawnRequest) -> dict[str, Any]:
-        """The `syscall` program step (see PROGRAMS.md) that performs `req`."""
+    def spawn_step(self, req: SpawnRequest, size: int | None = None) -> dict[str, Any]:
+        """The `syscall` program step (see PROGRAMS.md) that performs `req`; `size` replaces the struct size
+        argument (profiles without one ignore it)."""
 
     @abc.abstractmethod
     def probe_steps(self) -> list[dict[str, Any]]:
@@ -57,6 +82,17 @@ class Profile(abc.ABC):
         """The longest pid vector a caller at `caller_level` may pass."""
         return caller_level + 1
 
+    def vector_levels(self, at: int, newpid: bool) -> int:
+        """How many levels a full vector names for a caller at `at` (clone3 also names a new namespace)."""
+        return at + 1 + (newpid and self.anchor is Anchor.CHILD)
+
+    def named_levels(self, at: int, newpid: bool, count: int) -> range:
+        """The levels (0 = the agent's root) a `count`-entry vector names, outermost first."""
+        if self.anchor is Anchor.ROOT:
+            return range(0, count)
+        inner = self.vector_levels(at, newpid) - 1
+        return range(inner - count + 1, inner + 1)
+
 
 def u64(value: int) -> bytes:
     return (value % (1 << 64)).to_bytes(8, "little")
@@ -64,6 +100,16 @@ def u64(value: int) -> bytes:
 
 def u32(value: int) -> bytes:
     return (value % (1 << 32)).to_bytes(4, "little")
+
+
+def encode_struct(fields: tuple[tuple[str, int, int], ...], size: int, values: dict[str, int]) -> bytes:
+    """`size` bytes with the named fields set (little-endian, modulo their width), the rest zero."""
+    buf = bytearray(size)
+    layout = {name: (off, width) for name, off, width in fields}
+    for name, value in values.items():
+        off, width = layout[name]
+        buf[off:off + width] = (value % (1 << (8 * width))).to_bytes(width, "little")
+    return bytes(buf)
 
 
 def i32_vector(pids: tuple[int, ...]) -> bytes:

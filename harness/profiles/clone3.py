@@ -6,7 +6,7 @@ import errno
 import struct
 from typing import Any
 
-from .base import ARGS_ADDR, PIDS_ADDR, Profile, SpawnRequest, i32_vector, no_syscall_reason
+from .base import ARGS_ADDR, PIDS_ADDR, Anchor, Profile, SpawnRequest, i32_vector, no_syscall_reason
 
 NR_CLONE3 = 435
 CLONE_ARGS_SIZE_VER0 = 64
@@ -36,8 +36,16 @@ class Clone3Profile(Profile):
     busy_errno = errno.EEXIST
     zero_means_auto = False
     needs_init_pid_first = True
+    anchor = Anchor.CHILD
+    reserved_pids_rule = False
+    args_reg, size_reg, pids_reg = 0, 1, None
+    struct_size = CLONE_ARGS_SIZE_VER2
+    fields = FIELDS
+    nr_i386 = NR_CLONE3
+    oracle_rules = "clone3"
 
-    def spawn_step(self, req: SpawnRequest, size: int = CLONE_ARGS_SIZE_VER1) -> dict[str, Any]:
+    def spawn_step(self, req: SpawnRequest, size: int | None = None) -> dict[str, Any]:
+        size = CLONE_ARGS_SIZE_VER1 if size is None else size
         values = {"flags": req.flags, "exit_signal": req.exit_signal}
         write = []
         if req.pids is not None:

@@ -6,10 +6,19 @@ pids[0] is the outermost namespace; EBUSY for a busy pid; 0 lets the kernel pick
 from __future__ import annotations
 
 import errno
-import struct
 from typing import Any
 
-from .base import ARGS_ADDR, PIDS_ADDR, Profile, SpawnRequest, errno_name, i32_vector, no_syscall_reason
+from .base import (
+    ARGS_ADDR,
+    PIDS_ADDR,
+    Anchor,
+    Profile,
+    SpawnRequest,
+    encode_struct,
+    errno_name,
+    i32_vector,
+    no_syscall_reason,
+)
 
 NR_ECLONE = 451  # first free x86_64 number on 6.1; cachestat() from 6.5 on
 ECLONE_ARGS_SIZE = 56
@@ -25,12 +34,7 @@ FIELDS = (
 
 def encode_args(**values: int) -> bytes:
     """The 56-byte args struct with the given fields set, the rest zero."""
-    buf = bytearray(ECLONE_ARGS_SIZE)
-    layout = {name: (off, size) for name, off, size in FIELDS}
-    for name, value in values.items():
-        off, size = layout[name]
-        struct.pack_into("<Q" if size == 8 else "<I", buf, off, value % (1 << (8 * size)))
-    return bytes(buf)
+    return encode_struct(FIELDS, ECLONE_ARGS_SIZE, values)
 
 
 class EcloneProfile(Profile):
@@ -38,11 +42,19 @@ class EcloneProfile(Profile):
     busy_errno = errno.EBUSY
     zero_means_auto = True
     needs_init_pid_first = False
+    anchor = Anchor.CALLER
+    reserved_pids_rule = True
+    args_reg, size_reg, pids_reg = 1, 2, 3
+    struct_size = ECLONE_ARGS_SIZE
+    fields = FIELDS
+    oracle_rules = "eclone"
 
     def __init__(self, nr: int = NR_ECLONE) -> None:
         self.nr = nr
+        self.nr_i386 = nr  # the series wires one number in both tables
 
-    def spawn_step(self, req: SpawnRequest, args_size: int = ECLONE_ARGS_SIZE) -> dict[str, Any]:
+    def spawn_step(self, req: SpawnRequest, size: int | None = None) -> dict[str, Any]:
+        args_size = ECLONE_ARGS_SIZE if size is None else size
         values = dict(req.extra)
         write = []
         pids_ptr = 0
@@ -67,8 +79,8 @@ class EcloneProfile(Profile):
         48-byte struct of the final Linux-CR eclone tells that ABI apart, for a precise skip reason.
         """
         plain = self.spawn_step(SpawnRequest())
-        short = self.spawn_step(SpawnRequest(), args_size=ECLONE_ARGS_SIZE - 1)
-        linux_cr = self.spawn_step(SpawnRequest(), args_size=LINUX_CR_ARGS_SIZE)
+        short = self.spawn_step(SpawnRequest(), size=ECLONE_ARGS_SIZE - 1)
+        linux_cr = self.spawn_step(SpawnRequest(), size=LINUX_CR_ARGS_SIZE)
         return [plain, short, linux_cr]
 
     def supported(self, results: list[dict[str, Any]]) -> str | None:

@@ -15,6 +15,8 @@ from harness.profiles import Profile, SpawnRequest
 from harness.profiles.base import errno_name
 from harness.programs import ARENA, ARENA_SIZE, chain, pids_step, program, read_file_step, sweep_step
 
+from ..spec import spec_of
+
 PAGE_SIZE = 4096
 GUARD = ARENA + ARENA_SIZE  # first byte of the PROT_NONE guard page (PROGRAMS.md)
 KERNEL_ADDR = 0xFFFF_8880_0000_0000  # the direct map: never readable from user space
@@ -43,23 +45,12 @@ SIGWINCH = 28  # default action: ignore, so a test child may announce its death 
 CHEAP = CLONE_VM | CLONE_VFORK  # children of accepted calls: no page tables copied, parent waits for the exit
 THREAD = CLONE_THREAD | CLONE_SIGHAND | CLONE_VM  # the cheapest task (~0.5 ms under TCG, a vfork child ~3 ms)
 
-# profile-neutral names of the fields the behaviour tests poke
-FIELD = {
-    "eclone": {"parent_tid": "parent_tid_ptr", "child_tid": "child_tid_ptr", "count": "nr_pids"},
-    "clone3": {"parent_tid": "parent_tid", "child_tid": "child_tid", "count": "set_tid_size"},
-}
-ARGS_REG = {"eclone": 1, "clone3": 0}  # register holding the struct pointer
-SIZE_REG = {"eclone": 2, "clone3": 1}  # register holding the struct size
-KNOWN_SIZE = {"eclone": 56, "clone3": 88}  # the size each profile's tests pass by default
 
 
 def spawn(profile: Profile, req: SpawnRequest | None = None, size: int | None = None) -> dict[str, Any]:
-    """profile.spawn_step with the struct size given the same way for both profiles."""
+    """profile.spawn_step with the struct size of the spec table unless `size` is given."""
     req = req or SpawnRequest()
-    size = KNOWN_SIZE[profile.name] if size is None else size
-    if profile.name == "eclone":
-        return profile.spawn_step(req, args_size=size)  # type: ignore[call-arg]
-    return profile.spawn_step(req, size=size)  # type: ignore[call-arg]
+    return profile.spawn_step(req, size=spec_of(profile.name).default_size if size is None else size)
 
 
 def cheap(profile: Profile, size: int | None = None, at: int = 0, **extra: int) -> dict[str, Any]:

@@ -14,7 +14,8 @@ from harness.profiles import Profile
 from harness.profiles.base import ARGS_ADDR
 from harness.programs import program
 
-from .helpers import KNOWN_SIZE, PAGE_SIZE, SIZE_REG, cheap, deviations, run1, run_checked, sweep, thread
+from ..spec import WITH_SIZE_ARGUMENT, spec_of
+from .helpers import PAGE_SIZE, cheap, deviations, run1, run_checked, sweep, thread
 
 SIZES = range(0, PAGE_SIZE + 17)
 FAR_SIZES = {  # register values beyond the exhaustive range
@@ -35,12 +36,16 @@ def clone3_size_errno(size: int) -> int:
 
 
 EXPECT = {"eclone": eclone_size_errno, "clone3": clone3_size_errno}
+# size passed, and up to which offset a nonzero byte past the known struct is still read (errno then)
+PAST_SIZE = {"eclone": (56, 56, 0), "clone3": (96, 96, errno.E2BIG)}
+
+pytestmark = pytest.mark.profiles(*WITH_SIZE_ARGUMENT)  # clone_with_pids and clone2 take no size
 
 
 def test_every_args_size_from_0_to_a_page_and_beyond(target, profile: Profile):
     """One round trip: each size once; an accepted size creates a thread that exits at once."""
     base = thread(profile)
-    vary = {"reg": SIZE_REG[profile.name]}
+    vary = {"reg": spec_of(profile.name).size_reg}
     steps = [sweep(base, vary, SIZES), sweep(base, vary, FAR_SIZES[profile.name])]
     near, far = (s["results"] for s in target.run(program(steps), timeout=120)["steps"])
     report = deviations(SIZES, near, EXPECT[profile.name])
@@ -50,12 +55,12 @@ def test_every_args_size_from_0_to_a_page_and_beyond(target, profile: Profile):
 
 def test_bytes_past_args_size_are_never_read(target, profile: Profile):
     """A nonzero byte just past the size given is ignored (clone3: size 96, so 88..95 are still its tail)."""
-    size = {"eclone": 56, "clone3": 96}[profile.name]
-    addrs = range(ARGS_ADDR + KNOWN_SIZE[profile.name], ARGS_ADDR + 160)
+    size, read_up_to, tail_errno = PAST_SIZE[profile.name]
+    addrs = range(ARGS_ADDR + spec_of(profile.name).default_size, ARGS_ADDR + 160)
     res = run1(target, sweep(thread(profile, size=size), {"write_at": "ff"}, addrs))
 
     def want(addr: int) -> int:
-        return errno.E2BIG if profile.name == "clone3" and addr - ARGS_ADDR < 96 else 0
+        return tail_errno if addr - ARGS_ADDR < read_up_to else 0
     report = deviations(addrs, res["results"], want, fmt=lambda a: f"byte {a - ARGS_ADDR}")
     assert not report, report
 

@@ -12,12 +12,12 @@ from harness.profiles import Profile, SpawnRequest
 from harness.profiles.base import ARGS_ADDR, SCRATCH_ADDR
 from harness.programs import ARENA, SP_SLOT, chain, program, read_file_step
 
+from ..spec import WIDE_TID_ADDRESSES, spec_of
 from .helpers import (
     CHEAP,
     CLONE_CHILD_SETTID,
     CLONE_PARENT_SETTID,
     CLONE_PIDFD,
-    FIELD,
     SIGWINCH,
     free_pids,
     run1,
@@ -35,7 +35,7 @@ WINDOW = (SCRATCH_ADDR, 0x40)  # both tid words and the bytes around them
 
 def tid_words(profile: Profile, flags: int, child: str = "exit") -> dict:
     """A call with distinct parent and child tid pointers, reading back the window around both."""
-    names = FIELD[profile.name]
+    names = spec_of(profile.name).fields
     step = spawn(profile, SpawnRequest(flags=flags, child=child,
                                        extra={names["parent_tid"]: PARENT_TID, names["child_tid"]: CHILD_TID}))
     step["read"] = [list(WINDOW)]
@@ -50,6 +50,7 @@ def window_with(tids: dict[int, int]) -> str:
     return buf.hex()
 
 
+@pytest.mark.profiles(*WIDE_TID_ADDRESSES)  # the window is above 4 GiB: clone2 has its own tests
 def test_child_settid_writes_the_tid_at_child_tid_ptr_only(target, profile: Profile):
     """With CLONE_VM the child's memory is ours; CLONE_VFORK makes us resume only after the child exited."""
     res = run1(target, tid_words(profile, CHEAP | CLONE_CHILD_SETTID))
@@ -57,28 +58,32 @@ def test_child_settid_writes_the_tid_at_child_tid_ptr_only(target, profile: Prof
     assert res["read"][0] == window_with({CHILD_TID: res["ret"]})
 
 
+@pytest.mark.profiles(*WIDE_TID_ADDRESSES)
 def test_child_settid_writes_into_the_childs_memory_not_the_callers(target, profile: Profile):
     res = run1(target, tid_words(profile, CLONE_CHILD_SETTID))
     assert res["errno"] == 0 and res["ret"] > 0, res
     assert res["read"][0] == window_with({}), "a fork-like child's tid word went into the caller's memory"
 
 
+@pytest.mark.profiles(*WIDE_TID_ADDRESSES)
 def test_parent_settid_writes_the_tid_at_parent_tid_ptr_only(target, profile: Profile):
     res = run1(target, tid_words(profile, CLONE_PARENT_SETTID))
     assert res["errno"] == 0 and res["ret"] > 0, res
     assert res["read"][0] == window_with({PARENT_TID: res["ret"]})
 
 
+@pytest.mark.profiles(*WIDE_TID_ADDRESSES)
 def test_both_settid_flags_fill_both_words(target, profile: Profile):
     res = run1(target, tid_words(profile, CHEAP | CLONE_PARENT_SETTID | CLONE_CHILD_SETTID))
     assert res["errno"] == 0 and res["ret"] > 0, res
     assert res["read"][0] == window_with({PARENT_TID: res["ret"], CHILD_TID: res["ret"]})
 
 
+@pytest.mark.profiles(*WIDE_TID_ADDRESSES)
 def test_pidfd_lands_in_the_pidfd_field(target, profile: Profile):
-    """clone3: the pidfd field (offset 8); eclone: parent_tid_ptr, as clone(2) returns it through parent_tid.
+    """clone3: the pidfd field (offset 8); the others: parent_tid, as clone(2) returns it through parent_tid.
     The fd is the caller's (a level-1 worker's); /proc/self/fdinfo names the child it refers to."""
-    field = {"eclone": "parent_tid_ptr", "clone3": "pidfd"}[profile.name]
+    field = spec_of(profile.name).fields["pidfd"]
     spec = chain(1)
     step = spawn(profile, SpawnRequest(at=1, flags=CLONE_PIDFD, child="hold", extra={field: PARENT_TID}))
     step["read"] = [list(WINDOW)]
@@ -93,16 +98,20 @@ def test_pidfd_lands_in_the_pidfd_field(target, profile: Profile):
 
 @pytest.mark.parametrize("count", [1, 2, 3])
 def test_count_field_says_how_many_pids_are_read(target, profile: Profile, count: int):
-    """Three pids in memory, the count field says `count`: only that many are used, from the caller's level
-    outwards (eclone reads pids[0..count) outermost first, clone3 set_tid[0..count) innermost first)."""
+    """Three pids in memory, the count field says `count`: only that many are used (eclone: pids[0..count)
+    outermost first, ending at the caller's level; clone_with_pids/clone2: pids[0..count) from level 0;
+    clone3: set_tid[0..count) innermost first)."""
     spec = chain(2)
     a, b, c = free_pids(target, 3, spec)
-    step = spawn(profile, SpawnRequest(at=2, pids=(a, b, c), extra={FIELD[profile.name]["count"]: count}))
+    interface = spec_of(profile.name)
+    step = spawn(profile, SpawnRequest(at=2, pids=(a, b, c), extra={interface.fields["count"]: count}))
     res = run1(target, step, spec)
     assert res["errno"] == 0, res
     nspid = res["child"]["nspid"]
-    if profile.name == "eclone":  # memory [a, b, c]; the first `count` go to levels 3-count .. 2
+    if interface.anchor == "caller":  # memory [a, b, c]; the first `count` go to levels 3-count .. 2
         want = {3 - count + i: pid for i, pid in enumerate((a, b, c)[:count])}
+    elif interface.anchor == "root":  # memory [a, b, c]; the first `count` go to levels 0 .. count-1
+        want = dict(enumerate((a, b, c)[:count]))
     else:  # set_tid memory [c, b, a]; entry i goes to level 2 - i
         want = {2 - i: pid for i, pid in enumerate((c, b, a)[:count])}
     assert {level: nspid[level] for level in want} == want, f"NSpid {nspid}"
@@ -122,10 +131,9 @@ def test_exit_signal_field_becomes_the_childs_exit_signal(target, profile: Profi
 
 
 def stack_fields(profile: Profile, top: int) -> dict[str, int]:
-    """eclone: child_stack_base is the stack pointer; clone3: stack + stack_size is."""
-    if profile.name == "eclone":
-        return {"child_stack_base": top}
-    return {"stack": top - 0x1000, "stack_size": 0x1000}
+    """eclone: child_stack_base is the stack pointer; clone_with_pids, clone2: child_stack; clone3: stack +
+    stack_size is."""
+    return spec_of(profile.name).stack(top)
 
 
 def test_stack_fields_give_the_childs_stack_pointer(target, profile: Profile):

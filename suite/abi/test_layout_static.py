@@ -6,16 +6,19 @@ from __future__ import annotations
 import ctypes
 
 from harness.profiles import Profile, SpawnRequest
+from harness.profiles import clone2 as clone2_profile
 from harness.profiles import clone3 as clone3_profile
 from harness.profiles import eclone as eclone_profile
 from harness.profiles.base import ARGS_ADDR
 from harness.uapi_probe import layout_problems
 
-from .helpers import ARGS_REG, SIZE_REG, spawn
+from ..spec import spec_of
+from .helpers import spawn
 from .layouts import Layout
 
-PROFILE_FIELDS = {"eclone": eclone_profile.FIELDS, "clone3": clone3_profile.FIELDS}
-PROFILE_SIZES = {"seed003": eclone_profile.ECLONE_ARGS_SIZE, "VER0": clone3_profile.CLONE_ARGS_SIZE_VER0,
+PROFILE_FIELDS = {"eclone": eclone_profile.FIELDS, "clone2": clone2_profile.FIELDS, "clone3": clone3_profile.FIELDS}
+PROFILE_SIZES = {"seed003": eclone_profile.ECLONE_ARGS_SIZE, "seed002": clone2_profile.CLONE_STRUCT_SIZE,
+                 "VER0": clone3_profile.CLONE_ARGS_SIZE_VER0,
                  "VER1": clone3_profile.CLONE_ARGS_SIZE_VER1, "VER2": clone3_profile.CLONE_ARGS_SIZE_VER2}
 
 
@@ -41,7 +44,10 @@ def test_profile_encoder_puts_each_field_at_its_spec_offset(profile: Profile, la
         want = bytearray(layout.size)
         want[off:off + size] = marker(size).to_bytes(size, "little")
         assert (addr, bytes.fromhex(hexdata)) == (ARGS_ADDR, bytes(want)), f"field {name}"
-        assert (step["regs"][ARGS_REG[profile.name]], step["regs"][SIZE_REG[profile.name]]) == (ARGS_ADDR, layout.size)
+        interface = spec_of(profile.name)
+        assert step["regs"][interface.args_reg] == ARGS_ADDR
+        if interface.size_reg is not None:
+            assert step["regs"][interface.size_reg] == layout.size
 
 
 def _ctypes_struct(layout: Layout, pack: int | None) -> type[ctypes.Structure]:

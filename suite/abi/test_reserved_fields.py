@@ -1,4 +1,5 @@
-"""Reserved contents must be zero. eclone: reserved0 (44..47) and reserved1 (48..55), nonzero -> EINVAL.
+"""Reserved contents must be zero. eclone: reserved0 (44..47) and reserved1 (48..55), nonzero -> EINVAL;
+clone2: reserved1 (28..31) and reserved2 (32..39), nonzero -> EINVAL.
 clone3 has no reserved field; its equivalent is the tail past the 88 bytes it knows: nonzero -> E2BIG.
 A rejected call creates nothing: no child, and no pid allocated (the level's ns_last_pid stays put)."""
 
@@ -16,7 +17,8 @@ from harness.profiles.base import ARGS_ADDR
 from .helpers import cheap, deviations, run_checked, sweep
 
 # profile: (offset of the reserved bytes, how many, struct size passed, errno when any is nonzero)
-RESERVED = {"eclone": (44, 12, 56, errno.EINVAL), "clone3": (88, 40, 128, errno.E2BIG)}
+RESERVED = {"eclone": (44, 12, 56, errno.EINVAL), "clone2": (28, 12, 40, errno.EINVAL),
+            "clone3": (88, 40, 128, errno.E2BIG)}  # clone_with_pids has no struct
 
 
 @pytest.mark.profiles("eclone")
@@ -38,6 +40,7 @@ _settings = settings(suppress_health_check=[*settings.default.suppress_health_ch
                                             HealthCheck.function_scoped_fixture])
 
 
+@pytest.mark.profiles(*RESERVED)
 @_settings
 @given(nonzero=st.dictionaries(st.integers(0, 39), st.integers(1, 255), max_size=3))
 @example(nonzero={})

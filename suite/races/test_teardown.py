@@ -14,6 +14,7 @@ import errno
 
 from harness.programs import chain
 
+from ..spec import spec_of
 from .conftest import CLONE_NEWPID, CLONE_VM
 
 ASKERS = 2
@@ -30,7 +31,8 @@ def test_clone_into_a_namespace_whose_init_is_killed_succeeds_or_fails_with_enom
     init = races.spawn(None, 0, child="hold", flags=CLONE_NEWPID, **{"as": "init"})
     killer = {"op": "release", "at": 0, "name": "init"}
     inside = 2  # a free pid in the new namespace, where only the init (pid 1) ever lived
-    askers = [races.spawn([outer[i]] if profile.name == "eclone" else [outer[i], inside + i], 0,
+    into_new = spec_of(profile.name).anchor == "child"  # clone3's set_tid also names the new namespace's pid
+    askers = [races.spawn([outer[i], inside + i] if into_new else [outer[i]], 0,
                           child="exit", flags=CLONE_VM, pidns_of="init") for i in range(ASKERS)]
     run = races.run([killer, *askers], spec, setup=[init],
                     after=[races.spawn([pid], 0, child="exit", flags=CLONE_VM) for pid in outer[:ASKERS]])

@@ -10,6 +10,8 @@ import pytest
 from harness.oracle.sync import NS_LAST_PID
 from harness.programs import chain, occupy_step, program, release_step, sleep_step, write_file_step
 
+from ..spec import ANCHORED_AT_THE_CALLERS_SIDE, PASS_ZERO_AS_AUTO
+
 
 @pytest.mark.parametrize("busy_level", [0, 1])
 def test_refused_vector_frees_the_inner_levels_it_had_allocated(calls, profile, needs_ns_last_pid, busy_level):
@@ -35,6 +37,7 @@ def test_out_of_range_outer_pid_frees_the_inner_ones(calls):
     assert again["child"]["nspid"] == [outer, *inner]
 
 
+@pytest.mark.profiles(*ANCHORED_AT_THE_CALLERS_SIDE)  # short vectors end at the caller's level
 def test_foreign_outer_level_frees_the_own_inner_ones(calls, profile):
     """clone3 allocates the caller's own level, then finds no privilege over level 0: EPERM, nothing kept."""
     spec = chain(1, userns_at=[1])
@@ -45,7 +48,7 @@ def test_foreign_outer_level_frees_the_own_inner_ones(calls, profile):
     assert again["errno"] == 0 and again["child"]["nspid"][1] == inner
 
 
-@pytest.mark.profiles("eclone")
+@pytest.mark.profiles(*PASS_ZERO_AS_AUTO)
 def test_kernel_picked_inner_pid_is_freed_when_an_outer_level_fails(calls, needs_ns_last_pid):
     spec = chain(1)
     auto, busy = calls.free([1, 0], spec)
@@ -76,6 +79,7 @@ NS_LIMIT = 2  # per user namespace; the chain's own level-1 pid namespace takes 
 RCU_WAIT = 0.5  # a dropped pid namespace gives its count back from an RCU callback (delayed_free_pidns)
 
 
+@pytest.mark.profiles(*ANCHORED_AT_THE_CALLERS_SIDE)  # short vectors end at the caller's level
 def test_refused_calls_with_a_new_namespace_free_that_namespace(calls, profile):
     """A refused CLONE_NEWPID call drops the pid namespace it made (NOTES.md step 10: nothing of a refused
     call survives). A leaked reference is invisible to the call itself, but the user namespace's

@@ -14,9 +14,7 @@ from harness.oracle.sync import NS_LAST_PID
 from harness.programs import chain, occupy_step, write_file_step
 
 from ..kernel_probes import clone3_privilege_pass_first
-
-# mainline's level order is the kernel's (NOTES.md "Newer kernels"); eclone's is settled by NOTES.md
-KERNEL_ORDERS_LEVELS = {"clone3"}
+from ..spec import WITH_RESERVED_PIDS_RULE, spec_of
 
 
 def test_too_long_vector_is_einval_even_without_privilege(target, calls):
@@ -31,7 +29,7 @@ def test_bad_value_without_privilege_is_eperm_for_eclone_einval_for_clone3(calls
     spec = chain(1, caps={1: []})
     pid = calls.state(spec).levels[1].pid_max if bad == "pid_max" else -1
     res = calls.spawn([pid], at=1, spec=spec)
-    want = errno.EPERM if profile.name == "eclone" else errno.EINVAL  # clone3 checks range first, per level
+    want = errno.EPERM if spec_of(profile.name).privilege_first else errno.EINVAL  # clone3: range first, per level
     assert (res["errno"], res["child"]) == (want, None)
 
 
@@ -47,7 +45,7 @@ def test_eclone_checks_privilege_on_every_level_before_any_value(calls, profile)
     spec = chain(1, userns_at=[1])
     (outer,) = calls.free([0], spec)
     res = calls.spawn([outer, calls.state(spec).levels[1].pid_max], at=1, spec=spec)
-    want = errno.EPERM if profile.name == "eclone" else errno.EINVAL
+    want = errno.EPERM if spec_of(profile.name).privilege_first else errno.EINVAL
     assert (res["errno"], res["child"]) == (want, None)
 
 
@@ -67,11 +65,11 @@ def test_inner_busy_wins_over_outer_range(target, calls, profile, needs_ns_last_
     (inner,) = calls.free([1], spec)
     pid_max = calls.state(spec).levels[0].pid_max
     res = calls.spawn([pid_max, inner], at=1, spec=spec, setup=[occupy_step(inner, at=1)])
-    two_pass = profile.name in KERNEL_ORDERS_LEVELS and clone3_privilege_pass_first(target)
+    two_pass = spec_of(profile.name).level_order_from_kernel and clone3_privilege_pass_first(target)
     assert (res["errno"], res["child"]) == (errno.EINVAL if two_pass else profile.busy_errno, None)
 
 
-@pytest.mark.profiles("eclone")
+@pytest.mark.profiles(*WITH_RESERVED_PIDS_RULE)
 def test_eclone_reserved_rule_comes_before_busy(calls, needs_ns_last_pid):
     spec = chain(1)
     (outer,) = calls.free([0], spec)

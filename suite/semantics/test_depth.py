@@ -9,6 +9,8 @@ import pytest
 
 from harness.programs import chain
 
+from ..spec import ANCHORED_AT_THE_CALLERS_SIDE, NOT_INTO_NEW_NAMESPACE
+
 MAX_PID_NS_LEVEL = 32
 
 
@@ -26,6 +28,7 @@ def test_vector_longer_than_kernel_level_plus_one_is_einval(target, calls, at):
     assert (res["errno"], res["child"]) == (errno.EINVAL, None)
 
 
+@pytest.mark.profiles(*ANCHORED_AT_THE_CALLERS_SIDE)  # short vectors end at the caller's level
 def test_deepest_caller_sets_32_levels_and_the_kernel_picks_the_root(target, calls):
     spec = deepest(target)
     depth = target.info.max_depth
@@ -50,7 +53,7 @@ def _guest_only(target):
                     f"so no level-32 caller sees 33 levels")
 
 
-@pytest.mark.profiles("eclone")
+@pytest.mark.profiles(*NOT_INTO_NEW_NAMESPACE)
 def test_eclone_caller_at_level_32_may_pass_33_pids(target, calls):
     _guest_only(target)
     spec = chain(MAX_PID_NS_LEVEL)
@@ -60,7 +63,7 @@ def test_eclone_caller_at_level_32_may_pass_33_pids(target, calls):
     assert res["child"]["nspid"] == pids
 
 
-@pytest.mark.profiles("eclone")
+@pytest.mark.profiles(*NOT_INTO_NEW_NAMESPACE)
 def test_eclone_34_pids_at_level_32_are_einval(target, calls):
     _guest_only(target)
     res = calls.spawn([1000 + i for i in range(34)], at=MAX_PID_NS_LEVEL, spec=chain(MAX_PID_NS_LEVEL))

@@ -9,6 +9,8 @@ import pytest
 
 from harness.programs import chain
 
+from ..spec import NOT_INTO_NEW_NAMESPACE
+
 
 @pytest.mark.profiles("clone3")
 def test_clone3_new_namespace_with_pid_1_first(calls):
@@ -37,7 +39,7 @@ def test_clone3_one_entry_with_a_new_namespace_names_the_new_namespace(calls):
     assert len(res["child"]["nspid"]) == 3 and res["child"]["nspid"][-1] == 1
 
 
-@pytest.mark.profiles("eclone")
+@pytest.mark.profiles(*NOT_INTO_NEW_NAMESPACE)
 def test_eclone_new_namespace_child_gets_pid_1_automatically(calls):
     spec = chain(1)
     pids = calls.free([0, 1], spec)
@@ -47,7 +49,7 @@ def test_eclone_new_namespace_child_gets_pid_1_automatically(calls):
     assert res["ret"] == pids[-1] and res["child"]["getpid"] == 1
 
 
-@pytest.mark.profiles("eclone")
+@pytest.mark.profiles(*NOT_INTO_NEW_NAMESPACE)
 def test_eclone_cannot_name_the_new_namespace(calls):
     spec = chain(1)
     pids = calls.free([0, 1], spec)

@@ -10,7 +10,10 @@ import pytest
 from harness.oracle.sync import NS_LAST_PID
 from harness.programs import chain, write_file_step
 
+from ..spec import ANCHORED_AT_THE_CALLERS_SIDE, PASS_ZERO_AS_AUTO
 
+
+@pytest.mark.profiles(*ANCHORED_AT_THE_CALLERS_SIDE)  # short vectors end at the caller's level
 def test_one_entry_names_the_callers_own_level(calls):
     spec = chain(3)
     (pid,) = calls.free([3], spec)
@@ -20,6 +23,7 @@ def test_one_entry_names_the_callers_own_level(calls):
     assert len(res["child"]["nspid"]) == 4
 
 
+@pytest.mark.profiles(*ANCHORED_AT_THE_CALLERS_SIDE)  # short vectors end at the caller's level
 def test_short_vector_sets_the_youngest_levels(calls):
     spec = chain(4)
     pids = calls.free([2, 3, 4], spec)
@@ -28,6 +32,7 @@ def test_short_vector_sets_the_youngest_levels(calls):
     assert res["child"]["nspid"][2:] == pids, "a level-4 caller passing 3 pids sets levels 2, 3 and 4"
 
 
+@pytest.mark.profiles(*ANCHORED_AT_THE_CALLERS_SIDE)  # short vectors end at the caller's level
 def test_levels_left_out_get_the_next_automatic_pid(calls, needs_ns_last_pid):
     """Level 1 is used only by this chain: its next pid is exactly ns_last_pid + 1."""
     spec = chain(2)
@@ -38,7 +43,7 @@ def test_levels_left_out_get_the_next_automatic_pid(calls, needs_ns_last_pid):
     assert res["child"]["nspid"][0] not in calls.in_use(spec)[0]
 
 
-@pytest.mark.profiles("eclone")
+@pytest.mark.profiles(*PASS_ZERO_AS_AUTO)
 def test_zero_lets_the_kernel_pick_at_that_level_only(calls, needs_ns_last_pid):
     spec = chain(2)
     outer, auto, inner = calls.free([0, 1, 2], spec)
@@ -47,7 +52,7 @@ def test_zero_lets_the_kernel_pick_at_that_level_only(calls, needs_ns_last_pid):
     assert res["child"]["nspid"] == [outer, auto, inner]
 
 
-@pytest.mark.profiles("eclone")
+@pytest.mark.profiles(*PASS_ZERO_AS_AUTO)
 def test_all_zero_vector_is_a_call_where_the_kernel_picks_every_level(calls):
     spec = chain(2)
     res = calls.spawn([0, 0, 0], at=2, spec=spec)
@@ -63,6 +68,7 @@ def test_clone3_zero_entry_is_einval_at_any_level(calls):
     assert (res["errno"], res["child"]) == (errno.EINVAL, None)
 
 
+@pytest.mark.profiles(*ANCHORED_AT_THE_CALLERS_SIDE)  # short vectors end at the caller's level
 def test_explicit_pid_does_not_move_the_cursor(calls, needs_ns_last_pid):
     spec = chain(1)
     (pid,) = calls.free([1], spec)

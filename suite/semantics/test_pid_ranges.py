@@ -10,6 +10,8 @@ import pytest
 from harness.oracle.sync import NS_LAST_PID
 from harness.programs import chain, occupy_step, write_file_step
 
+from ..spec import EBUSY_FAMILY, WITH_RESERVED_PIDS_RULE, WITHOUT_RESERVED_PIDS_RULE
+
 
 def pid_maxes(calls, spec):
     return [lv.pid_max for lv in calls.state(spec).levels]
@@ -48,7 +50,7 @@ def test_each_level_checks_its_own_pid_max(calls):
     assert calls.spawn([maxes[0], inner], at=1, spec=spec)["errno"] == errno.EINVAL
 
 
-@pytest.mark.profiles("eclone")
+@pytest.mark.profiles(*WITH_RESERVED_PIDS_RULE)
 @pytest.mark.parametrize(("last_pid", "pid", "want"), [(299, 299, 0), (299, 100, 0), (300, 299, errno.EINVAL),
                                                        (300, 100, errno.EINVAL), (300, 300, 0)])
 def test_eclone_reserved_pids_depend_on_the_namespaces_cursor(calls, needs_ns_last_pid, last_pid, pid, want):
@@ -63,7 +65,7 @@ def test_eclone_reserved_pids_depend_on_the_namespaces_cursor(calls, needs_ns_la
         assert res["child"]["nspid"] == [outer, pid]
 
 
-@pytest.mark.profiles("eclone")
+@pytest.mark.profiles(*WITH_RESERVED_PIDS_RULE)
 def test_eclone_reserved_pids_are_judged_by_each_levels_own_cursor(calls, needs_ns_last_pid):
     """Step 7 is per level: a young inner namespace (cursor below 300) does not let a pid below 300
     through at an outer level whose cursor is past 300."""
@@ -78,8 +80,8 @@ def test_eclone_reserved_pids_are_judged_by_each_levels_own_cursor(calls, needs_
     assert (res["errno"], res["child"]) == (errno.EINVAL, None), res
 
 
-@pytest.mark.profiles("clone3")
-def test_clone3_accepts_pids_below_300_whatever_the_cursor(calls, needs_ns_last_pid):
+@pytest.mark.profiles(*WITHOUT_RESERVED_PIDS_RULE)
+def test_accepts_pids_below_300_whatever_the_cursor_without_a_reserved_pids_rule(calls, needs_ns_last_pid):
     spec = chain(1)
     (outer,) = calls.free([0], spec)
     res = calls.spawn([outer, 150], at=1, spec=spec, setup=[write_file_step(NS_LAST_PID, "1000", at=1)])
@@ -87,7 +89,7 @@ def test_clone3_accepts_pids_below_300_whatever_the_cursor(calls, needs_ns_last_
     assert res["child"]["nspid"] == [outer, 150]
 
 
-@pytest.mark.profiles("eclone")
+@pytest.mark.profiles(*EBUSY_FAMILY)
 def test_eclone_pid_1_where_an_init_lives_is_ebusy(calls, needs_ns_last_pid):
     spec = chain(1)
     (outer,) = calls.free([0], spec)

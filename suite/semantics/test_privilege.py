@@ -9,6 +9,8 @@ import pytest
 
 from harness.programs import chain
 
+from ..spec import ANCHORED_AT_THE_CALLERS_SIDE, NOT_INTO_NEW_NAMESPACE, PASS_ZERO_AS_AUTO
+
 CAP_SYS_ADMIN, CAP_CHECKPOINT_RESTORE = 21, 40
 
 
@@ -28,6 +30,7 @@ def test_either_capability_alone_is_enough(calls, cap):
     assert res["child"]["nspid"] == pids
 
 
+@pytest.mark.profiles(*ANCHORED_AT_THE_CALLERS_SIDE)  # short vectors end at the caller's level
 def test_root_of_a_user_namespace_chooses_pids_in_its_own_pid_namespace(calls):
     spec = chain(1, userns_at=[1])
     (pid,) = calls.free([1], spec)
@@ -43,7 +46,7 @@ def test_root_of_a_user_namespace_cannot_reach_an_ancestor_level_it_does_not_own
     assert (res["errno"], res["child"]) == (errno.EPERM, None)
 
 
-@pytest.mark.profiles("eclone")
+@pytest.mark.profiles(*NOT_INTO_NEW_NAMESPACE)
 def test_eclone_new_namespace_does_not_extend_privilege_to_ancestor_levels(calls):
     """With CLONE_NEWPID the vector still names the caller's levels (step 9): the privilege walk starts at
     the caller's namespace, not at the new one, so level 0 (not owned) stays out of reach."""
@@ -53,6 +56,7 @@ def test_eclone_new_namespace_does_not_extend_privilege_to_ancestor_levels(calls
     assert (res["errno"], res["child"]) == (errno.EPERM, None)
 
 
+@pytest.mark.profiles(*ANCHORED_AT_THE_CALLERS_SIDE)  # short vectors end at the caller's level
 def test_user_namespace_in_the_middle_owns_the_levels_below_it(calls):
     spec = chain(3, userns_at=[2])
     pids = calls.free([1, 2, 3], spec)
@@ -75,13 +79,13 @@ def test_no_vector_needs_no_privilege(calls):
     assert res["errno"] == 0 and res["child"]["nspid"][1] == res["ret"]
 
 
-@pytest.mark.profiles("eclone")
+@pytest.mark.profiles(*PASS_ZERO_AS_AUTO)
 def test_eclone_zero_entries_need_no_privilege(calls):
     res = calls.spawn([0, 0], at=1, spec=chain(1, caps={1: []}))
     assert res["errno"] == 0, res
 
 
-@pytest.mark.profiles("eclone")
+@pytest.mark.profiles(*PASS_ZERO_AS_AUTO)
 def test_eclone_zero_for_a_foreign_level_with_own_levels_explicit(calls):
     spec = chain(1, userns_at=[1])
     (pid,) = calls.free([1], spec)

@@ -164,7 +164,7 @@ class PidNamespaces(RuleBasedStateMachine):
         state = self.chains[c].belief
         at = at % (state.depth + 1)
         newpid = newpid and not hold  # a held child must not be the init of a namespace of its own
-        room = at + 1 + (newpid and self.profile.name == "clone3")
+        room = self.profile.vector_levels(at, newpid)
         self._spawn(c, CallShape(at, None if vector is None else vector[-room:], newpid), hold)
 
     @rule(which=INDEX, at=INDEX, busy=INDEX, salt=st.integers(0, 2**16), hold=st.booleans())

@@ -1,0 +1,79 @@
+"""What each interface must do, written from the spec (seeds, NOTES.md, 6.1's clone3), independently of the
+profiles under test: one table per profile. Tests assert these values; they never ask the profile under test
+what to expect. A new profile needs its table here (an unknown one fails with a KeyError naming it).
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class InterfaceSpec:
+    name: str
+    nr: int  # x86_64 and i386 number on the reference kernel
+    busy_errno: int
+    anchor: str  # a short vector starts at: "caller" (eclone), "root" (level 0), "child" (clone3's set_tid)
+    reserved_pids_rule: bool  # pids < 300 refused once the level's cursor passed 300
+    zero_means_auto: bool  # a 0 entry lets the kernel pick (else 0 is out of range)
+    args_reg: int | None  # register with the struct pointer (None: no struct)
+    size_reg: int | None  # register with the struct size (None: no size argument)
+    pids_reg: int | None  # register with the pid vector (or pid_set) pointer; None: a struct field
+    default_size: int | None  # the struct size tests pass (None: no struct / fixed)
+    fields: dict[str, str]  # profile-neutral name -> the field (or register) the encoder knows
+    count_offset: int  # offset of the count word from the struct (clone_with_pids: from the pid_set)
+    tid_addresses: int  # bits of a tid address the call carries (clone2: 32, zero-extended)
+    stack: Callable[[int], dict[str, int]]  # fields that make `top` the child's stack pointer
+    high_flags: str | None  # flags above bit 31: "einval" (clone2's u64 flags), "ignored" (clone_with_pids)
+    reserved: tuple[tuple[int, int], ...] = ()  # (offset, length) of must-be-zero bytes in the struct
+    privilege_first: bool = True  # privilege for every nonzero entry before any value (clone3: per level)
+    level_order_from_kernel: bool = False  # errno precedence across levels is the kernel version's (NOTES.md
+    # "Newer kernels": mainline's two-pass alloc_pid); the seeds' calls have NOTES.md's fixed order
+    notes: dict[str, str] = field(default_factory=dict)
+
+
+SPECS = {
+    "eclone": InterfaceSpec(
+        "eclone", 451, errno.EBUSY, "caller", True, True, 1, 2, 3, 56,
+        {"parent_tid": "parent_tid_ptr", "child_tid": "child_tid_ptr", "count": "nr_pids", "pidfd": "parent_tid_ptr"},
+        40, 64, lambda top: {"child_stack_base": top}, None, ((44, 4), (48, 8))),
+    "clone_with_pids": InterfaceSpec(
+        "clone_with_pids", 452, errno.EBUSY, "root", False, True, None, None, 5, None,
+        {"parent_tid": "parent_tid_ptr", "child_tid": "child_tid_ptr", "count": "num_pids", "pidfd": "parent_tid_ptr"},
+        0, 64, lambda top: {"child_stack": top}, "ignored"),
+    "clone2": InterfaceSpec(
+        "clone2", 453, errno.EBUSY, "root", False, True, 0, None, 1, 40,
+        {"parent_tid": "parent_tid", "child_tid": "child_tid", "count": "nr_pids", "pidfd": "parent_tid"},
+        16, 32, lambda top: {"child_stack": top}, "einval", ((28, 4), (32, 8))),
+    "clone3": InterfaceSpec(
+        "clone3", 435, errno.EEXIST, "child", False, False, 0, 1, None, 88,
+        {"parent_tid": "parent_tid", "child_tid": "child_tid", "count": "set_tid_size", "pidfd": "pidfd"},
+        72, 64, lambda top: {"stack": top - 0x1000, "stack_size": 0x1000}, None, privilege_first=False,
+        level_order_from_kernel=True),
+}
+
+
+def spec_of(profile_name: str) -> InterfaceSpec:
+    return SPECS[profile_name]
+
+
+def profiles_where(pred: Callable[[InterfaceSpec], bool]) -> tuple[str, ...]:
+    """Names for `@pytest.mark.profiles(...)`: the profiles whose spec table satisfies `pred`."""
+    return tuple(name for name, spec in SPECS.items() if pred(spec))
+
+
+PASS_ZERO_AS_AUTO = profiles_where(lambda s: s.zero_means_auto)
+CHOSEN_FROM_CALLER = profiles_where(lambda s: s.anchor == "caller")
+ROOT_ANCHORED = profiles_where(lambda s: s.anchor == "root")
+WITH_RESERVED_PIDS_RULE = profiles_where(lambda s: s.reserved_pids_rule)
+WITHOUT_RESERVED_PIDS_RULE = profiles_where(lambda s: not s.reserved_pids_rule)
+WITH_SIZE_ARGUMENT = profiles_where(lambda s: s.size_reg is not None)
+WITH_STRUCT = profiles_where(lambda s: s.args_reg is not None)
+WIDE_TID_ADDRESSES = profiles_where(lambda s: s.tid_addresses == 64)
+# short vectors that end at the caller's level (eclone) or in the child's namespace (clone3); the root-anchored
+# calls have their own short-vector tests (abi/test_layout_behaviour count field, oracle agreement)
+ANCHORED_AT_THE_CALLERS_SIDE = profiles_where(lambda s: s.anchor != "root")
+NOT_INTO_NEW_NAMESPACE = profiles_where(lambda s: s.anchor != "child")  # pids cover the caller's levels only
+EBUSY_FAMILY = profiles_where(lambda s: s.busy_errno == errno.EBUSY)  # eclone and its ancestors
