@@ -45,6 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_kernel_choice(bench)
     bench.add_argument("--target", choices=["qemu", "host"], default="qemu")
     bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    bench.add_argument("--suite", action="store_true",
+                       help="also run the default suite once on the same kernel (suite_s: pytest's time)")
+    bench.add_argument("--fuzz", type=float, default=0.0, metavar="SECONDS",
+                       help="also fuzz for SECONDS on 2 VMs (fuzz_examples_per_s)")
     _add_mutants(sub)
     _add_repro_and_peers(sub)
     from .fuzz.config import add_parser as add_fuzz
