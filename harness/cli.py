@@ -32,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="build/reuse a kernel, boot it, run the suite, print a summary")
     add_kernel_choice(run)
     run.add_argument("--target", choices=["qemu", "host"], default="qemu")
+    run.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
+                     help="run the suite on N VMs at once (pytest-xdist, one VM per worker; default 1)")
     run.add_argument("--profile", action="append", default=[], metavar="NAME",
                      help="ABI profile to run (eclone, clone3, auto); repeatable; default auto")
     run.add_argument("--results", type=Path, metavar="DIR", help="results dir (default results/<timestamp>)")
