@@ -165,25 +165,31 @@ def sweep(step: dict[str, Any], holders: Holders) -> dict[str, Any]:
     vary = step.get("vary")
     if not isinstance(base, dict) or base.get("op") != "syscall" or not isinstance(vary, dict):
         raise StepError("a sweep needs a syscall `step` and a `vary` object")
-    out = []
-    for value in sweep_values(step):
-        one = dict(base)
-        if "reg" in vary:
-            regs = (list(base.get("regs", [])) + [0] * 6)[:6]
-            regs[int(vary["reg"])] = value
-            one["regs"] = regs
-        elif "write_at" in vary:
-            one["write"] = [*base.get("write", []), [value, vary["write_at"]]]
-        elif "word_at" in vary:
-            size = int(vary.get("size", 8))
-            data = (value % (1 << (8 * size))).to_bytes(size, "little").hex()
-            one["write"] = [*base.get("write", []), [int(vary["word_at"]), data]]
-        else:
-            raise StepError(f"unknown sweep vary {vary!r}")
-        prepare_syscall(one)
-        res = invoke_syscall(one, holders)
-        out.append([res["ret"], res["errno"], res["child_exit"]])
-    return {"results": out}
+    values = sweep_values(step)
+    if not base.get("clone"):  # no stub calls: nothing to mark (an unannounced child runs Python)
+        return {"results": [_sweep_one(base, vary, value, holders) for value in values]}
+    with lean_fork.lean_fork(keep_in_children()):  # once around all the stub calls, not around each
+        return {"results": [_sweep_one(base, vary, value, holders) for value in values]}
+
+
+def _sweep_one(base: dict[str, Any], vary: dict[str, Any], value: int, holders: Holders) -> list[Any]:
+    """One value of a sweep: the step with that value put where `vary` says, run; [ret, errno, child_exit]."""
+    one = dict(base)
+    if "reg" in vary:
+        regs = (list(base.get("regs", [])) + [0] * 6)[:6]
+        regs[int(vary["reg"])] = value
+        one["regs"] = regs
+    elif "write_at" in vary:
+        one["write"] = [*base.get("write", []), [value, vary["write_at"]]]
+    elif "word_at" in vary:
+        size = int(vary.get("size", 8))
+        data = (value % (1 << (8 * size))).to_bytes(size, "little").hex()
+        one["write"] = [*base.get("write", []), [int(vary["word_at"]), data]]
+    else:
+        raise StepError(f"unknown sweep vary {vary!r}")
+    prepare_syscall(one)
+    res = invoke_syscall(one, holders)
+    return [res["ret"], res["errno"], res["child_exit"]]
 
 
 def occupy(step: dict[str, Any], holders: Holders) -> dict[str, Any]:
