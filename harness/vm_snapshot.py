@@ -6,6 +6,8 @@ and settings has its agent waiting for requests at once. The first cold boot of 
 (QMP `migrate` to a file while the agent idles, then `cont`); later boots restore it with `-incoming`,
 and fall back to a cold boot (dropping the file) if the restore fails in any way.
 
+Only a VM whose agent talks over the virtio-serial port is saved: restored with its agent on ttyS1
+(distro kernels without virtio built in), the 8250 never delivered the host's first request.
 A snapshot is keyed by the kernel and initramfs files (path, size, mtime), every QemuConfig field and
 QEMU's version; the newest KEEP are kept (mutant runs would otherwise leave one per kernel).
 """
