@@ -113,9 +113,12 @@ class _Session:
             pytest.skip(f"target unavailable: {self.failure}")
         if self.target is None:
             from .targets.factory import make_target
+            from .targets.handover import take
             try:
-                inner = make_target(self.config)
-                inner.start()
+                inner = None if getattr(self.config, "workerinput", None) else take()
+                if inner is None:
+                    inner = make_target(self.config)
+                    inner.start()
                 self.target = RecordingTarget(inner)
             except HarnessError as err:
                 self.failure = str(err)
