@@ -7,6 +7,8 @@ import errno
 
 import pytest
 
+from harness.oracle.model import RESERVED_PIDS
+
 from ..spec import IDS_OF_PROCESSES
 
 
@@ -82,3 +84,15 @@ def test_the_write_moves_only_the_writers_pid_namespace(ids, id_profile):
     nspid = made["child"]["nspid"]
     assert nspid[2] == want, made
     assert nspid[1] != want and int(outer_after["data"]) == nspid[1] > int(outer_before["data"])
+
+
+@pytest.mark.profiles(*IDS_OF_PROCESSES)
+def test_a_cursor_at_pid_max_wraps_to_the_reserved_pids(ids, id_profile):
+    """NOTES.md ns_last_pid: the next free pid above N, cyclic, and above 300 once the namespace passed it:
+    writing pid_max sends the next fork back to the first free pid from RESERVED_PIDS (300) up."""
+    spec = ids.chain(1)
+    reply = ids.start(spec, own_ipc_at=())
+    highest = reply["chain"]["pid_maxes"][1]
+    made = ids.run([*id_profile.write_steps(str(highest), at=1), id_profile.create_step(at=1)], spec)[-1]
+    assert made["errno"] == 0, made
+    assert RESERVED_PIDS <= made["ret"] < RESERVED_PIDS + 16, made
