@@ -15,7 +15,7 @@ import pytest
 from .errors import GuestCrash, HarnessError
 from .hypothesis_profiles import race_rounds_default, register
 from .interrupt import interrupt_on_termination
-from .profiles import ALL_PROFILES, Profile, make_profile
+from .profiles import ALL_PROFILES, ID_PROFILES, IdProfile, Profile, make_profile
 from .repro.record import Recording, save
 from .summary import CRASH_PROPERTY, SummaryCollector
 from .targets.base import Target, TargetInfo
@@ -78,13 +78,15 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "profile" not in metafunc.fixturenames:
-        return
-    names = selected_profiles(metafunc.config)
-    marker = metafunc.definition.get_closest_marker("profiles")
-    if marker is not None:
-        names = [n for n in names if n in marker.args]
-    metafunc.parametrize("profile", names, indirect=True, ids=names)
+    """`profile` runs over the calls with a pid vector, `id_profile` over the write-then-create files."""
+    for fixture, kind in (("profile", False), ("id_profile", True)):
+        if fixture not in metafunc.fixturenames:
+            continue
+        names = [n for n in selected_profiles(metafunc.config) if (n in ID_PROFILES) is kind]
+        marker = metafunc.definition.get_closest_marker("profiles")
+        if marker is not None:
+            names = [n for n in names if n in marker.args]
+        metafunc.parametrize(fixture, names, indirect=True, ids=names)
 
 
 class RecordingTarget(Target):
@@ -160,7 +162,7 @@ class _Session:
                 pytest.exit(f"error: {err}", returncode=2)
         return self.target
 
-    def support_reason(self, profile: Profile) -> str | None:
+    def support_reason(self, profile: Profile | IdProfile) -> str | None:
         """Probe each profile once per target (None = supported)."""
         if profile.name not in self.support:
             target = self.get_target()
@@ -217,6 +219,16 @@ def race_rounds(request: pytest.FixtureRequest) -> int:
 def profile(request: pytest.FixtureRequest, target: Target) -> Profile:
     """The ABI profile under test; skipped with the probe's reason when the kernel lacks it."""
     prof = make_profile(request.param, request.config.getoption("--eclone-nr"))
+    reason = _session(request.config).support_reason(prof)
+    if reason:
+        pytest.skip(reason)
+    return prof
+
+
+@pytest.fixture
+def id_profile(request: pytest.FixtureRequest, target: Any) -> IdProfile:
+    """The write-then-create interface under test (harness/profiles/ids.py); skipped with the probe's reason."""
+    prof = make_profile(request.param)
     reason = _session(request.config).support_reason(prof)
     if reason:
         pytest.skip(reason)
