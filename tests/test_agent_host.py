@@ -282,6 +282,24 @@ def test_sp_child_stores_its_stack_pointer_where_a_clone_vm_caller_sees_it(targe
     assert res["child_exit"] == 0 and res["read"][0] == "00" * 8, "without CLONE_VM the store stays in the child"
 
 
+CLONE_SETTLS = 0x80000
+
+
+def test_fs_child_stores_the_fs_base_clone_settls_gave_it(target):
+    from harness.programs import SP_SLOT
+    tls = ARENA + 0x7000
+    fs_base = []
+    for flags, arg in ((0, 0), (CLONE_SETTLS, tls), (CLONE_SETTLS, 0)):
+        step = syscall_step(SYS_CLONE, [flags | CLONE_VM | CLONE_VFORK | SIGCHLD, 0, 0, 0, arg], clone=True,
+                            child="fs", read=[(SP_SLOT, 8)])
+        res = target.run(program([step]))["steps"][0]
+        assert res["ret"] > 0 and res["child_exit"] == 0, res
+        fs_base.append(int.from_bytes(bytes.fromhex(res["read"][0]), "little"))
+    inherited, set_, zero = fs_base
+    assert inherited not in (0, tls), "without CLONE_SETTLS the child has the caller's fs base (glibc's TLS)"
+    assert (set_, zero) == (tls, 0)
+
+
 # --- race: racers live across rounds, setup/check steps, park children, pidns_of, prepare (issue 6) ---
 
 CLONE_NEWPID = 0x20000000

@@ -10,6 +10,7 @@
  *   2 report write getpid() (4 bytes) + the text of /proc/self/status to wfd in one write, exit(0)
  *   3 hold   like report, then pause() until killed
  *   4 park   pause() until killed, reporting nothing
+ *   5 fs     store the fs base (arch_prctl ARCH_GET_FS: the tls CLONE_SETTLS gave it) at SP_SLOT, exit(0)
  * The child uses no stack: a new stack pointer may point anywhere. Its buffer is REPORT_BUF in its own
  * copy of the arena. Regenerate child_stub.py after editing: python -m harness.stub_asm.
  */
@@ -38,6 +39,14 @@ stub:
 	pop rbx
 	ret
 child:
+	cmp rbx, 5
+	jne not_fs
+	mov eax, 158			/* arch_prctl(ARCH_GET_FS, SP_SLOT) */
+	mov edi, 0x1003
+	movabs rsi, SP_SLOT
+	syscall
+	jmp die
+not_fs:
 	cmp rbx, 1
 	jne not_sp
 	movabs rcx, SP_SLOT
