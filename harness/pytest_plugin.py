@@ -16,6 +16,7 @@ from .errors import GuestCrash, HarnessError
 from .hypothesis_profiles import race_rounds_default, register
 from .interrupt import interrupt_on_termination
 from .profiles import ALL_PROFILES, Profile, make_profile
+from .repro import predicted
 from .repro.asserted import write_c
 from .repro.record import Recording, save
 from .summary import CRASH_PROPERTY, SummaryCollector
@@ -199,6 +200,7 @@ def _fresh_recording(request: pytest.FixtureRequest) -> None:
     """Each test's reproducer holds only its own programs."""
     session = request.config.stash.get(_SESSION_KEY, None)
     _COMPARED.clear()
+    predicted.clear()
     if session is not None and session.target is not None:
         info = session.target.info
         session.target.recording = Recording(test=request.node.nodeid, kernel=info.kernel, target=info.name)

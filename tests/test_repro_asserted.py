@@ -58,3 +58,33 @@ def test_the_c_file_sits_beside_the_json_and_builds_statically(tmp_path):
 def test_no_match_writes_no_c_and_says_why(tmp_path):
     path, line = write_c(recording(), tmp_path / "x.json", [])
     assert path is None and "harness repro FILE --c" in line
+
+
+def test_without_a_matching_comparison_the_oracles_prediction_is_the_expectation(tmp_path):
+    from harness.repro import predicted
+    rec = recording()
+    predicted.clear()
+    predicted.note(rec.runs[0]["result"]["steps"][1], EBUSY, None)
+    try:
+        path, line = write_c(rec, tmp_path / "x.json", [])
+    finally:
+        predicted.clear()
+    assert path is not None and "oracle's prediction" in line
+    assert f"{{1, {EBUSY}, 0, {{0}}}}" in path.read_text()
+
+
+def test_a_prediction_is_checked_in_the_chains_history_with_level_0_steps_of_other_chains():
+    from harness.repro.asserted import merged_history
+    rec = Recording(test="t")
+    one, two = chain(1), chain(2)
+    hold = syscall_step(451, [17, 0, 56, 0], at=1, clone=True, child="hold")
+    rec.add(program([], one, fresh_chain=True, keep=True), {"steps": []})
+    rec.add(program([hold, occupy_step(700, at=0, name="k")], one, keep=True), {"steps": [{}, {}]})
+    rec.add(program([occupy_step(800, at=0), occupy_step(900, at=2)], two), {"steps": [{}, {}]})
+    rec.add(program([{"op": "release", "name": "k"}, hold], one, keep=True), {"steps": [{}, {}]})
+    merged = merged_history(rec, 3)
+    got = [(s["op"], s.get("at"), s.get("as", s.get("name"))) for s in merged["steps"]]
+    assert got == [("syscall", 1, "_run1_step0"), ("occupy", 0, "k"), ("release", 1, "_run1_step0"),
+                   ("occupy", 0, "_run2_step0"), ("release", 0, "_run2_step0"),
+                   ("release", 0, "k"), ("syscall", 1, "_run3_step1")]
+    assert merged["chain"] == one and merged["fresh_chain"]

@@ -5,6 +5,8 @@ pytest calls `pytest_assertrepr_compare` for every failing `==` of a rewritten a
 (errno.EBUSY, None)`, `assert res["child"]["nspid"] == pids`). The actual side is found among the recorded
 step results (an errno, or a child's NSpid) and that step expects the other side; the C file beside the JSON
 then prints expected versus actual and exits 1 where the kernel still gives the asserted-against outcome.
+Where the test compares no values itself (the state machines), the oracle's prediction for the call it judged
+wrong is the expectation (predicted.py); a race is judged by its invariant.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
+from . import predicted
 from .c_reproducer import render_c
 from .race_check import race_expectation
 from .record import Recording
@@ -68,6 +71,61 @@ def derive(recording: Recording, compared: list[tuple[Any, Any]]) -> tuple[int, 
     return None
 
 
+HOLDING = ("hold",)
+
+
+def merged_history(recording: Recording, run_index: int) -> dict[str, Any]:
+    """One program with the steps of every run on the same chain since it was last asked fresh, up to
+    `run_index`, and the level-0 steps of runs on other chains in between (level 0 is the agent's, shared by
+    every chain): the oracle judged the call against the state those runs built (the state machines keep
+    holders across programs). What a program's end would have killed is released explicitly."""
+    spec = recording.runs[run_index]["program"].get("chain")
+    first = run_index
+    while first > 0 and not (recording.runs[first]["program"].get("chain") == spec
+                             and recording.runs[first]["program"].get("fresh_chain")):
+        first -= 1
+    steps: list[dict[str, Any]] = []
+    where: dict[str, int] = {}  # held name -> level, for releases that name no level
+    for k in range(first, run_index + 1):
+        prog = recording.runs[k]["program"]
+        own = prog.get("chain") == spec
+        held: list[tuple[str, int]] = []
+        for n, step in enumerate(prog.get("steps", [])):
+            step = dict(step)
+            if step.get("op") == "release" and "at" not in step:
+                step["at"] = where.get(str(step.get("name")), 0)
+            if not own and int(step.get("at", 0)) != 0:
+                continue
+            holds = step.get("op") == "occupy" or (step.get("op") == "syscall" and step.get("child") in HOLDING)
+            if holds and "as" not in step:
+                step["as"] = f"_run{k}_step{n}"  # anonymous holders die at every program's end
+                held.append((step["as"], int(step.get("at", 0))))
+            elif holds and not prog.get("keep"):
+                held.append((step["as"], int(step.get("at", 0))))
+            if holds:
+                where[step["as"]] = int(step.get("at", 0))
+            steps.append(step)
+        if k < run_index:
+            steps += [{"op": "release", "name": name, "at": at} for name, at in held]
+    return {"chain": spec, "fresh_chain": True, "keep": False, "steps": steps}
+
+
+def _from_predictions(recording: Recording) -> tuple[dict[str, Any], list[dict[str, Any] | None]] | None:
+    """The oracle's prediction for the latest call it judged wrong (predicted.NOTED), found among the steps,
+    in the history of its chain."""
+    for result, expect in reversed(predicted.NOTED):
+        for run_index in range(len(recording.runs) - 1, -1, -1):
+            run = recording.runs[run_index]
+            steps, results = run["program"].get("steps", []), run["result"].get("steps", [])
+            for index in range(min(len(steps), len(results)) - 1, -1, -1):
+                if steps[index].get("op") == "syscall" and results[index] == result:
+                    merged = merged_history(recording, run_index)
+                    out: list[dict[str, Any] | None] = [None] * len(merged["steps"])
+                    out[len(merged["steps"]) - len(steps) + index] = expect
+                    return merged, out
+    return None
+
+
 def _races_only(recording: Recording) -> tuple[int, list[dict[str, Any] | None]] | None:
     """A race's invariant needs no reference outcome (errnos are not checked: the recorded ones may be wrong)."""
     for run_index in range(len(recording.runs) - 1, -1, -1):
@@ -81,14 +139,21 @@ def _races_only(recording: Recording) -> tuple[int, list[dict[str, Any] | None]]
 
 def write_c(recording: Recording, json_path: Path, compared: list[tuple[Any, Any]]) -> tuple[Path | None, str]:
     """The C reproducer beside `json_path` (same stem, .c), and one line saying what it expects."""
-    found = derive(recording, compared)
+    found: Any = derive(recording, compared)
     how = "the test's failed assertion"
+    if found is None:
+        found = _from_predictions(recording)
+        how = ("the oracle's prediction; the program is the chain's history, but processes outside the chain "
+               "(other chains' workers) are not recreated, so check it on a reference kernel too")
+        if found is not None:
+            program, expected = found
     if found is None:
         found, how = _races_only(recording), "the race invariant"
     if found is None:
         return None, "no C reproducer: no recorded outcome matches the failed assertion (harness repro FILE --c)"
-    run_index, expected = found
-    program = recording.runs[run_index]["program"]
+    if not how.startswith("the oracle's prediction"):
+        run_index, expected = found
+        program = recording.runs[run_index]["program"]
     try:
         source = render_c(program, expected, title=f"{recording.test} (expected: {how})")
     except UsageError as err:
