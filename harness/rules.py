@@ -112,7 +112,8 @@ RULES: tuple[Rule, ...] = (
        "eclone-explicit-moves-cursor clone3-explicit-moves-cursor"),
     _r("E7-PID1-BUSY", "eclone settled", "pid 1 where an init lives: the busy errno", ALL,
        f"{S}test_pid_ranges::test_eclone_pid_1_where_an_init_lives_is_ebusy "
-       f"{S}test_pid_ranges::test_clone3_pid_1_where_an_init_lives_is_eexist", "eclone-busy-wrong-errno"),
+       f"{S}test_pid_ranges::test_clone3_pid_1_where_an_init_lives_is_eexist",
+       "eclone-busy-wrong-errno clone3-busy-wrong-errno"),
     _r("E7-THREAD", "eclone settled", "CLONE_THREAD with pids is allowed (the pids name the thread)", SEEDS,
        f"{S}test_pid_selection::test_new_thread_gets_the_chosen_pid", "eclone-thread-pids-rejected"),
     _r("E8-ORDER", "eclone step 8", "pids[0] outermost; a short vector applies from the caller's level outwards",
@@ -203,7 +204,7 @@ RULES: tuple[Rule, ...] = (
        f"{S}test_pid_ranges::test_pid_at_or_above_pid_max_is_einval "
        f"{S}test_pid_ranges::test_busy_pid_is_refused_with_the_profiles_errno_and_no_child "
        f"{A}test_clone3_rules::test_a_busy_set_tid_is_eexist_and_a_free_one_is_given",
-       note="the shared alloc_pid mutants are eclone-only (eclone-pid-max-inclusive, eclone-busy-wrong-errno)"),
+       "clone3-busy-wrong-errno clone3-pid-max-inclusive"),
     # --- clone_with_pids (seed 001) and clone2 (seed 002) ---
     _r("R-ANCHOR", "clone_with_pids/clone2 vector order", "pids[0] is the initial namespace: k entries name levels "
        "0..k-1", ROOT, f"{A}test_layout_behaviour::test_count_field_says_how_many_pids_are_read "
