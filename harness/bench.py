@@ -69,19 +69,63 @@ def spawn_program() -> dict[str, Any]:
 
 
 def python_spawn_rate(target: Target, seconds: float = SPAWN_SECONDS) -> dict[str, Any]:
-    """Run the spawn program back to back for about `seconds`; programs per second."""
+    """Run the spawn program back to back for about `seconds`; programs per second, and the median
+    program's wall time, agent time (the guest's clock) and host-side encoding time, in ms."""
     prog = spawn_program()
     first = target.run(prog)["steps"][0]  # warm-up, and a check that spawning works at all
     if first["ret"] <= 0 or first["child_exit"] != 0:
         raise HarnessError(f"bench: the clone3 spawn program failed (errno {first['errno']})")
+    walls, agents, hosts = [], [], []
     count, t0 = 0, time.perf_counter()
     while True:
-        target.run(prog)
+        t1 = time.perf_counter()
+        reply = target.run(prog)
+        walls.append(time.perf_counter() - t1)
+        agents.append(float(reply.get("elapsed_ms", 0.0)) / 1000)
         count += 1
         elapsed = time.perf_counter() - t0
         if elapsed >= seconds:
             break
-    return {"spawns": count, "seconds": round(elapsed, 3), "per_s": round(count / elapsed, 1)}
+    reply_text = json.dumps(reply)
+    for _ in range(20):  # the host's share: encoding the request, decoding the reply
+        t1 = time.perf_counter()
+        json.dumps({"id": 1, "op": "run", "program": prog})
+        json.loads(reply_text)
+        hosts.append(time.perf_counter() - t1)
+    ms = {k: round(statistics.median(v) * 1000, 3) for k, v in (("wall", walls), ("agent", agents), ("host", hosts))}
+    return {"spawns": count, "seconds": round(elapsed, 3), "per_s": round(count / elapsed, 1), "ms": ms}
+
+
+def time_split(py: dict[str, Any], c: dict[str, Any]) -> dict[str, float]:
+    """Where one spawn program's wall time goes, in ms: the kernel (what the C loop takes per spawn), the
+    agent (its elapsed time in the guest minus the kernel's share), the transport (the rest, minus the
+    host's encoding), the host."""
+    kernel = 1000 / max(c["per_s"], 1e-9)
+    ms = py["ms"]
+    agent = max(ms["agent"] - kernel, 0.0)
+    transport = max(ms["wall"] - ms["agent"] - ms["host"], 0.0)
+    return {"kernel": round(kernel, 3), "agent": round(agent, 3), "transport": round(transport, 3),
+            "host": ms["host"]}
+
+
+def typical_program(target: Target) -> dict[str, Any]:
+    """What the state machines send: a spawn at level 2 of a chain followed by a sync of every level."""
+    from .oracle.sync import sync_steps
+    from .profiles import Clone3Profile
+    from .profiles.base import SpawnRequest
+    from .programs import chain, program
+    return program([Clone3Profile().spawn_step(SpawnRequest(at=2)), *sync_steps(2)], chain(2))
+
+
+def programs_rate(target: Target, seconds: float = SPAWN_SECONDS) -> float:
+    """Typical programs per second (typical_program back to back)."""
+    prog = typical_program(target)
+    target.run(prog)
+    count, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        target.run(prog)
+        count += 1
+    return round(count / (time.perf_counter() - t0), 1)
 
 
 def c_spawn_rate(target: Target, binary: Path, seconds: float = SPAWN_SECONDS) -> dict[str, Any]:
@@ -124,6 +168,8 @@ def run_bench(target: Target, pings: int = PINGS, spawn_seconds: float = SPAWN_S
     out["python_spawn"] = python_spawn_rate(target, spawn_seconds)
     out["c_spawn"] = c_spawn_rate(target, binary, c_seconds)
     out["ratio_python_over_c"] = round(out["python_spawn"]["per_s"] / max(out["c_spawn"]["per_s"], 1e-9), 4)
+    out["spawn_ms"] = time_split(out["python_spawn"], out["c_spawn"])
+    out["programs_per_s"] = programs_rate(target, spawn_seconds)
     return out
 
 
@@ -160,7 +206,14 @@ def format_table(res: dict[str, Any]) -> str:
         ("clone3 spawn, agent", f"{py['per_s']:.1f} programs/s ({py['spawns']} in {py['seconds']:.1f} s)"),
         ("clone3 spawn, C loop", f"{c['per_s']:.1f} spawns/s ({c['spawns']} in {c['seconds']:.1f} s)"),
         ("ratio agent/C", f"{res['ratio_python_over_c']:.4f} (C is {1 / max(res['ratio_python_over_c'], 1e-9):.0f}x)"),
+        ("one spawn program", ", ".join(f"{k} {v:.2f} ms" for k, v in res["spawn_ms"].items())),
+        ("typical programs", f"{res['programs_per_s']:.1f}/s (a spawn at level 2 + a sync of 3 levels)"),
     ]
+    if res.get("suite_s") is not None:
+        rows.append(("suite (pytest time)", f"{res['suite_s']:.1f} s ({res['suite']['tests']} tests, "
+                                            f"{res['suite']['failures'] + res['suite']['errors']} failed)"))
+    if res.get("fuzz_examples_per_s") is not None:
+        rows.append(("fuzz", f"{res['fuzz_examples_per_s']} examples/s on {res['fuzz_jobs']} VMs"))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
 
@@ -175,7 +228,21 @@ def bench_command(args: argparse.Namespace) -> int:
         for key in ("machine", "accel"):
             if key in target.info.extra:
                 res[key] = target.info.extra[key]
+        image = getattr(target, "kernel", None)
     finally:
         target.close()
+    res.update(suite_s=None, fuzz_examples_per_s=None)
+    want_suite, want_fuzz = getattr(args, "suite", False), getattr(args, "fuzz", 0.0)
+    if (want_suite or want_fuzz) and image is None:
+        raise UsageError("bench --suite/--fuzz need the qemu target")
+    if want_suite:
+        from .bench_runs import suite_seconds
+        note("bench: running the default suite once (harness run)")
+        res["suite"] = suite_seconds(image)
+        res["suite_s"] = res["suite"]["suite_s"]
+    if want_fuzz:
+        from .bench_runs import fuzz_rate
+        note(f"bench: fuzzing for {want_fuzz:g} s on 2 VMs")
+        res.update(fuzz_rate(image, want_fuzz))
     print(json.dumps(res, indent=1) if args.json else format_table(res))
     return 0

@@ -32,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="build/reuse a kernel, boot it, run the suite, print a summary")
     add_kernel_choice(run)
     run.add_argument("--target", choices=["qemu", "host"], default="qemu")
+    run.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
+                     help="run the suite on N VMs at once (pytest-xdist, one VM per worker; default 1)")
     run.add_argument("--profile", action="append", default=[], metavar="NAME",
                      help="ABI profile to run (eclone, clone3, auto); repeatable; default auto")
     run.add_argument("--results", type=Path, metavar="DIR", help="results dir (default results/<timestamp>)")
@@ -45,6 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_kernel_choice(bench)
     bench.add_argument("--target", choices=["qemu", "host"], default="qemu")
     bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    bench.add_argument("--suite", action="store_true",
+                       help="also run the default suite once on the same kernel (suite_s: pytest's time)")
+    bench.add_argument("--fuzz", type=float, default=0.0, metavar="SECONDS",
+                       help="also fuzz for SECONDS on 2 VMs (fuzz_examples_per_s)")
     _add_mutants(sub)
     _add_repro_and_peers(sub)
     from .fuzz.config import add_parser as add_fuzz

@@ -11,6 +11,8 @@ ARENA_SIZE = 0x10000
 GUARD_SIZE = 0x1000
 UNMAPPED = ARENA + 0x100000
 SP_SLOT = ARENA + ARENA_SIZE - 8  # where a child of mode "sp" stores its stack pointer
+ARENA32 = 0xB000_0000  # two pages below 4 GiB for the structs of i386 calls ("abi": "i386")
+ARENA32_SIZE = 0x2000
 
 Step = dict[str, Any]
 

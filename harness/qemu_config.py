@@ -55,6 +55,7 @@ class QemuConfig:
     extra_args: tuple[str, ...] = ()
     verbose_console: bool = True  # drop "quiet": crash reports need no loglevel, boot logs help
     virtio_channel: bool = True  # also offer the agent a virtio-serial port (used when the kernel has it)
+    snapshots: bool = True  # restore a saved VM with the agent up instead of booting (harness/vm_snapshot.py)
 
     def kernel_cmdline(self) -> str:
         """The full kernel command line."""
@@ -96,7 +97,8 @@ def virtio_serial_device(config: QemuConfig) -> str:
 
 
 def qemu_argv(config: QemuConfig, kernel: Path, initrd: Path, channel_socket: Path,
-              virtio_socket: Path | None = None) -> list[str]:
+              virtio_socket: Path | None = None, qmp_socket: Path | None = None,
+              incoming: Path | None = None) -> list[str]:
     """argv for one VM: console on QEMU's stdout, agent channel as a client of `channel_socket`
     (ttyS1) and, when given, of `virtio_socket` (the virtio-serial port).
 
@@ -125,5 +127,7 @@ def qemu_argv(config: QemuConfig, kernel: Path, initrd: Path, channel_socket: Pa
         "-chardev", f"socket,id=agent,path={channel_socket},server=off",
         "-device", "isa-serial,chardev=agent,index=1",
         *virtio,
+        *([] if qmp_socket is None else ["-qmp", f"unix:{qmp_socket},server=on,wait=off"]),
+        *([] if incoming is None else ["-incoming", f"exec:cat '{incoming}'"]),
         *config.extra_args,
     ]

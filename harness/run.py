@@ -62,6 +62,11 @@ def pytest_argv(args: argparse.Namespace, results: Path) -> list[str]:
         argv += ["--profile", name]
     if args.eclone_nr is not None:
         argv += ["--eclone-nr", str(args.eclone_nr)]
+    jobs = getattr(args, "jobs", 1)
+    if jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, not {jobs}")
+    if jobs > 1:
+        argv += ["-n", str(jobs)]
     extra = list(args.pytest_args)
     if extra[:1] == ["--"]:
         extra = extra[1:]

@@ -75,8 +75,10 @@ class Channel:
 class Vm:
     """A QEMU VM; use as a context manager or call close()."""
 
-    def __init__(self, kernel: Path, initrd: Path, config: QemuConfig = DEFAULT_CONFIG) -> None:
+    def __init__(self, kernel: Path, initrd: Path, config: QemuConfig = DEFAULT_CONFIG,
+                 restore: tuple[Path, dict[str, Any]] | None = None) -> None:
         self.kernel, self.initrd, self.config = Path(kernel), Path(initrd), config
+        self.restore = restore  # (saved state, its metadata): start from it instead of booting
         self.dir = Path(tempfile.mkdtemp(prefix="eclone-vm-"))
         self.console_path = self.dir / "console.log"
         self.scanner = CrashScanner()
@@ -100,7 +102,8 @@ class Vm:
         if self.config.virtio_channel:
             self._listeners.append(self._listen(self.dir / "agent-virtio.sock"))
         argv = qemu_argv(self.config, self.kernel, self.initrd, self.dir / "agent.sock",
-                         self.dir / "agent-virtio.sock" if self.config.virtio_channel else None)
+                         self.dir / "agent-virtio.sock" if self.config.virtio_channel else None,
+                         qmp_socket=self.qmp_socket, incoming=self.restore[0] if self.restore else None)
         (self.dir / "qemu.argv").write_text(json.dumps(argv))
         _LIVE.add(self)
         self.started_at = time.monotonic()
@@ -111,6 +114,39 @@ class Vm:
         self._reader.start()
         self.channels = [Channel(self._accept(listener)) for listener in self._listeners]
         self.channel = self.channels[0]  # ttyS1 until the agent says ready on another one
+
+    @property
+    def qmp_socket(self) -> Path:
+        return self.dir / "qmp.sock"
+
+    def wait_restored(self, timeout: float) -> dict[str, Any]:
+        """A restored VM's agent is already serving on the channel it chose at boot: ask it for its info
+        (request id 0: the protocol's own ids start at 1). BootError when it does not answer."""
+        assert self.restore is not None and self.channels
+        index = int(self.restore[1].get("channel", 0))
+        if not 0 <= index < len(self.channels):
+            raise BootError("saved VM state names a channel this VM does not have")
+        self.channel = self.channels[index]
+        try:
+            self.channel.send_line(json.dumps({"id": 0, "op": "info"}))
+        except OSError:
+            raise BootError(f"QEMU refused the saved VM state: {self.qemu_error()}") from None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.exited():
+                raise BootError(f"QEMU exited ({self.returncode}) restoring a saved VM: {self.qemu_error()}")
+            try:
+                line = self.channel.recv_line(min(0.2, max(deadline - time.monotonic(), 0)))
+            except (EOFError, OSError):  # QEMU refused the state and exited
+                raise BootError(f"agent channel closed restoring a saved VM: {self.qemu_error()}") from None
+            try:
+                reply = json.loads(line) if line and line.lstrip().startswith("{") else None
+            except ValueError:
+                reply = None
+            if isinstance(reply, dict) and reply.get("id") == 0 and reply.get("ok"):
+                self.ready_event = {"event": "ready", "info": reply.get("result") or {}}
+                return self.ready_event
+        raise BootError(f"restored VM did not answer within {timeout:g} s")
 
     @staticmethod
     def _listen(path: Path) -> socket.socket:
@@ -277,15 +313,57 @@ def close_all() -> None:
         vm.close()
 
 
+RESTORE_TIMEOUT = 5.0  # a restored agent answers in milliseconds
+
+
+def restore(kernel: Path, initrd: Path, config: QemuConfig) -> Vm | None:
+    """A VM restored from its saved state with the agent up, or None (no state, or it failed: dropped)."""
+    from . import vm_snapshot
+    saved = vm_snapshot.lookup(kernel, initrd, config)
+    if saved is None:
+        return None
+    vm = Vm(kernel, initrd, config, restore=saved)
+    try:
+        vm.start()
+        vm.wait_restored(RESTORE_TIMEOUT)
+        return vm
+    except BootError:
+        vm.close()
+        vm_snapshot.discard(saved[0])
+        return None
+    except BaseException:
+        vm.close()
+        raise
+
+
+def save_state(vm: Vm) -> None:
+    """Save a freshly booted VM for the next boots (best effort: a failure only costs them the time)."""
+    from . import vm_snapshot
+    info = (vm.ready_event or {}).get("info") or {}
+    if not vm.config.snapshots or vm.restore is not None or "features" not in info:
+        return  # only our agent's VMs (tests boot trivial inits that say ready too)
+    if vm.channel not in vm.channels[1:]:
+        return  # the agent is on ttyS1: a restored 8250 never delivered the host's first request (QEMU 7.2)
+    meta = {"channel": vm.channels.index(vm.channel)}
+    try:
+        vm_snapshot.save(vm.qmp_socket, vm.kernel, vm.initrd, vm.config, meta)
+    except (BootError, OSError, ValueError):
+        pass
+
+
 def boot(kernel: Path, initrd: Path, config: QemuConfig = DEFAULT_CONFIG,
          ready_timeout: float = 60.0, retries: int = 1) -> Vm:
     """Start a VM and wait for the agent's ready line; retry (on q35 if microvm hung)."""
+    restored = restore(kernel, initrd, config)
+    if restored is not None:
+        return restored
     error: BootError | None = None
     for _attempt in range(retries + 1):
         vm = Vm(kernel, initrd, config)
         try:
             vm.start()
             vm.wait_ready(ready_timeout)
+            save_state(vm)
             return vm
         except BootError as exc:
             vm.close()

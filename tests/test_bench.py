@@ -63,8 +63,10 @@ def test_bench_command_prints_json(host_sandbox, monkeypatch, capsys):
     monkeypatch.setattr(bench, "run_bench", lambda t: real(t, pings=10, spawn_seconds=0.1, c_seconds=0.1))
     assert bench.bench_command(host_args(json=True)) == 0
     res = json.loads(capsys.readouterr().out)
-    assert {"boot_s", "ping_median_ms", "python_spawn", "c_spawn", "ratio_python_over_c"} <= set(res)
-    assert res["boot_s"] > 0
+    assert {"boot_s", "ping_median_ms", "python_spawn", "c_spawn", "ratio_python_over_c", "programs_per_s",
+            "suite_s", "fuzz_examples_per_s", "spawn_ms"} <= set(res)
+    assert res["boot_s"] > 0 and res["programs_per_s"] > 0
+    assert res["suite_s"] is None and res["fuzz_examples_per_s"] is None  # only with --suite / --fuzz
 
 
 def test_bench_command_prints_a_table(host_sandbox, monkeypatch, capsys):
@@ -80,3 +82,9 @@ def test_bench_command_prints_a_table(host_sandbox, monkeypatch, capsys):
 def test_host_bench_refuses_kernel_options(tmp_path):
     with pytest.raises(UsageError):
         bench.start_target(host_args(kernel=tmp_path / "bzImage"))
+
+
+def test_time_split_gives_the_kernel_the_c_loops_time_and_the_rest_to_agent_and_transport():
+    py = {"ms": {"wall": 10.0, "agent": 6.0, "host": 0.5}}
+    split = bench.time_split(py, {"per_s": 500.0})
+    assert split == {"kernel": 2.0, "agent": 4.0, "transport": 3.5, "host": 0.5}

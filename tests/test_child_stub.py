@@ -101,3 +101,50 @@ def test_lean_fork_restores_forking_for_python_children() -> None:
             os._exit(sum(range(10)) - 45)
         assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
     _in_fork(body)
+
+
+I386_CLONE, I386_GETPID, I386_GETPPID = 120, 20, 64
+
+
+def _needs_ia32() -> None:
+    if not child_stub.ia32():
+        pytest.skip("this kernel has no IA32 emulation (int 0x80 raised SIGSEGV)")
+
+
+@x86_64
+def test_i386_mode_calls_the_i386_table_through_int_0x80() -> None:
+    """i386 getpid is 20 (x86_64's 20 is writev), getppid 64 (x86_64's 64 is semget)."""
+    def body() -> None:
+        _needs_ia32()
+        assert child_stub.syscall(I386_GETPID, [], "exit", i386=True) == (os.getpid(), 0)
+        assert child_stub.syscall(I386_GETPPID, [], "exit", i386=True) == (os.getppid(), 0)
+    _in_fork(body)
+
+
+@x86_64
+def test_i386_mode_passes_six_registers_in_i386_order() -> None:
+    """i386 clone(flags, stack, ptid, tls, ctid) (CLONE_BACKWARDS): CLONE_PARENT_SETTID stores the tid at the
+    third argument (edx), a 32-bit address: the low window of the arena; a report child still reports."""
+    clone_parent_settid = 0x00100000
+
+    def body() -> None:
+        _needs_ia32()
+        word = arena.ARENA32 + 0x10
+        arena.zero()
+        ret, err, rfd = steps.stub_call(I386_CLONE, [SIGCHLD | clone_parent_settid, 0, word, 0, 0, 0], "report",
+                                        i386=True)
+        assert ret > 0 and err == 0
+        assert steps.read_report(rfd, 10)["getpid"] == ret
+        os.close(rfd)
+        assert arena.read(word, 4) == ret.to_bytes(4, "little")
+        assert os.waitstatus_to_exitcode(os.waitpid(ret, 0)[1]) == 0
+        ret, err, _ = steps.stub_call(I386_CLONE, [0xFFFF_FFFF], "exit", i386=True)  # every low flag: EINVAL
+        assert (ret, err) == (-1, 22)
+    _in_fork(body)
+
+
+@x86_64
+def test_i386_step_reports_a_missing_ia32_emulation_instead_of_dying(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(child_stub, "_ia32", False)
+    res = steps.invoke_syscall({"op": "syscall", "nr": I386_GETPID, "abi": "i386"}, None)  # type: ignore[arg-type]
+    assert (res["ret"], res["errno"], res["ia32"]) == (-1, 38, False)

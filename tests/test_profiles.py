@@ -51,3 +51,21 @@ def test_the_clone3_probe_needs_a_child_from_a_plain_call(result: dict, expected
         assert reason is None
     else:
         assert reason is not None and expected in reason
+
+
+@pytest.mark.parametrize("name", ["eclone", "clone_with_pids", "clone2", "clone3"])
+def test_i386_step_moves_the_struct_and_its_pointers_below_4_gib(name: str):
+    from harness.profiles import SpawnRequest, make_profile
+    from harness.programs import ARENA, ARENA32, ARENA32_SIZE
+    profile = make_profile(name)
+    step = profile.spawn_step(SpawnRequest(at=1, pids=(500, 600), flags=1 << 32))
+    low = profile.i386_step(step)
+    assert (low["abi"], low["nr"]) == ("i386", profile.nr_i386) and "abi" not in step
+    assert [off for off, _ in low["write"]] == [a - ARENA + ARENA32 for a, _ in step["write"]]
+    assert [data for _, data in low["write"]][1:] == [data for _, data in step["write"]][1:]
+    for i, (before, after) in enumerate(zip(step["regs"], low["regs"], strict=True)):
+        moved = ARENA <= before < ARENA + ARENA32_SIZE and i in profile.pointer_regs
+        assert after == (before - ARENA + ARENA32 if moved else before), (i, hex(before), hex(after))
+    addrs = [int.from_bytes(bytes.fromhex(d)[o:o + 8], "little") for _, d in low["write"][:1]
+             for n, o, w in profile.fields if w == 8 and n in profile.pointer_fields]
+    assert all(a == 0 or ARENA32 <= a < ARENA32 + ARENA32_SIZE for a in addrs), [hex(a) for a in addrs]

@@ -109,3 +109,5 @@ def test_host_arena_constants_match_the_agent():
 
     assert (programs.ARENA, programs.ARENA_SIZE, programs.GUARD_SIZE, programs.UNMAPPED) == (
         arena.ARENA, arena.ARENA_SIZE, arena.GUARD_SIZE, arena.UNMAPPED)
+    assert (programs.ARENA32, programs.ARENA32_SIZE) == (arena.ARENA32, arena.ARENA32_SIZE)
+    assert programs.ARENA32 + programs.ARENA32_SIZE <= 1 << 32

@@ -24,7 +24,8 @@ def run_pytest(*argv: str) -> subprocess.CompletedProcess[str]:
 
 
 def booted_kernels(console: Path) -> list[str]:
-    return re.findall(r"Linux version \S+", console.read_text(errors="replace"))
+    """One header per VM the worker started (cold boots and restored saved states alike)."""
+    return re.findall(r"^===== boot \d+: (\S+)", console.read_text(errors="replace"), re.M)
 
 
 def test_two_workers_boot_one_vm_each_and_share_one_report(tmp_path: Path, reference_kernel: Path) -> None:

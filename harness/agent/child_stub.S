@@ -11,6 +11,10 @@
  *   3 hold   like report, then pause() until killed
  *   4 park   pause() until killed, reporting nothing
  *   5 fs     store the fs base (arch_prctl ARCH_GET_FS: the tls CLONE_SETTLS gave it) at SP_SLOT, exit(0)
+ * With I386 (0x100) or-ed into mode the call goes through `int 0x80` (the i386 compat table: eax = nr,
+ * ebx, ecx, edx, esi, edi, ebp = a1..a6, of which the kernel takes the low 32 bits); the child then does
+ * what the low byte says. A kernel without IA32 emulation answers int 0x80 with SIGSEGV: ask
+ * child_stub.ia32() (a throwaway fork) first.
  * The child uses no stack: a new stack pointer may point anywhere. Its buffer is REPORT_BUF in its own
  * copy of the arena. Regenerate child_stub.py after editing: python -m harness.stub_asm.
  */
@@ -18,6 +22,7 @@
 	.set SP_SLOT, 0x10000fff8
 	.set REPORT_BUF, 0x100008000
 	.set REPORT_MAX, 4000		/* one write below PIPE_BUF: the parent gets it in one read */
+	.set I386, 0x100
 	.text
 	.globl stub
 stub:
@@ -26,6 +31,8 @@ stub:
 	mov rbx, [rsp + 32]		/* mode (after two pushes and the return address) */
 	mov r12, [rsp + 40]		/* wfd */
 	mov rax, rdi
+	test ebx, I386
+	jnz i386
 	mov rdi, rsi
 	mov rsi, rdx
 	mov rdx, rcx
@@ -35,9 +42,28 @@ stub:
 	syscall
 	test rax, rax
 	jz child
+parent:
 	pop r12
 	pop rbx
 	ret
+i386:
+	push rbp
+	push r13
+	mov r13, rbx			/* mode (rbx is ebx, the first argument) */
+	mov rbx, rsi			/* a1 */
+	mov rsi, r8			/* a4 */
+	mov r8, rcx			/* a3, kept */
+	mov rcx, rdx			/* a2 */
+	mov rdx, r8			/* a3 */
+	mov rdi, r9			/* a5 */
+	mov rbp, [rsp + 40]		/* a6 (after four pushes and the return address) */
+	int 0x80
+	movzx ebx, r13b			/* the child mode, without I386 */
+	test rax, rax
+	jz child			/* no pops in the child: its stack pointer may point anywhere */
+	pop r13
+	pop rbp
+	jmp parent
 child:
 	cmp rbx, 5
 	jne not_fs

@@ -18,21 +18,26 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 MODES = {"exit": 0, "sp": 1, "report": 2, "hold": 3, "park": 4, "fs": 5}
+I386 = 0x100  # or-ed into the mode: the call goes through int 0x80 (child_stub.S)
+I386_GETPID = 20
 
 # Generated from child_stub.S by `python -m harness.stub_asm`; tests/test_child_stub.py checks it.
 CODE = bytes.fromhex(
-    "534154488b5c24204c8b6424284889f84889f74889d64889ca4d89c24d89c84c"
-    "8b4c24180f054885c07404415c5bc34883fb05751bb89e000000bf0310000048"
-    "bef8ff0000010000000f05e9930000004883fb01750f48b9f8ff000001000000"
-    "488921eb7e4883fb04746f4883fb027272b8270000000f0548b9008000000100"
-    "00008901b802000000488d3d5e00000031f631d20f054531c04885c0781e4889"
-    "c731c048be0480000001000000ba9c0f00000f054885c078034989c0b8010000"
-    "004c89e748be0080000001000000498d50040f054883fb037509b8220000000f"
-    "05ebf7b83c00000031ff0f050f0b2f70726f632f73656c662f73746174757300"
+    "534154488b5c24204c8b6424284889f8f7c300010000751f4889f74889d64889"
+    "ca4d89c24d89c84c8b4c24180f054885c07431415c5bc35541554989dd4889f3"
+    "4c89c64989c84889d14c89c24c89cf488b6c2428cd80410fb6dd4885c0740541"
+    "5d5debcf4883fb05751bb89e000000bf0310000048bef8ff0000010000000f05"
+    "e9930000004883fb01750f48b9f8ff000001000000488921eb7e4883fb04746f"
+    "4883fb027272b8270000000f0548b900800000010000008901b802000000488d"
+    "3d5e00000031f631d20f054531c04885c0781e4889c731c048be048000000100"
+    "0000ba9c0f00000f054885c078034989c0b8010000004c89e748be0080000001"
+    "000000498d50040f054883fb037509b8220000000f05ebf7b83c00000031ff0f"
+    "050f0b2f70726f632f73656c662f73746174757300"
 )
 
 _page: mmap.mmap | None = None
 _stub: ctypes._CFuncPtr | None = None
+_ia32: bool | None = None
 
 
 def page_range() -> tuple[int, int]:
@@ -59,10 +64,12 @@ def signed_regs(regs: list[int]) -> list[int]:
     return [r - (1 << 64) if r >= 1 << 63 else r for r in out]
 
 
-def prepare(nr: int, regs: list[int], mode: str, wfd: int = -1) -> Callable[[], tuple[int, int]]:
-    """The call with everything converted in advance (racers run only this after their barrier)."""
+def prepare(nr: int, regs: list[int], mode: str, wfd: int = -1,
+            i386: bool = False) -> Callable[[], tuple[int, int]]:
+    """The call with everything converted in advance (racers run only this after their barrier).
+    With i386 it goes through int 0x80: ask ia32() first, a kernel without IA32 emulation kills the caller."""
     stub = _load()
-    args = [nr, *signed_regs(regs), MODES[mode], wfd]
+    args = [nr, *signed_regs(regs), MODES[mode] | (I386 if i386 else 0), wfd]
 
     def call() -> tuple[int, int]:
         ret = stub(*args)
@@ -70,9 +77,28 @@ def prepare(nr: int, regs: list[int], mode: str, wfd: int = -1) -> Callable[[], 
     return call
 
 
-def syscall(nr: int, regs: list[int], mode: str, wfd: int = -1) -> tuple[int, int]:
+def syscall(nr: int, regs: list[int], mode: str, wfd: int = -1, i386: bool = False) -> tuple[int, int]:
     """(ret, errno) of the call in the caller; a child it creates follows `mode` and never returns."""
-    return prepare(nr, regs, mode, wfd)()
+    return prepare(nr, regs, mode, wfd, i386)()
+
+
+def ia32() -> bool:
+    """Whether int 0x80 reaches the i386 syscall table (CONFIG_IA32_EMULATION, not disabled at boot): a
+    throwaway fork asks getpid() through it (without IA32 emulation the kernel answers with SIGSEGV)."""
+    global _ia32
+    if _ia32 is None:
+        import os
+        call = prepare(I386_GETPID, [], "exit", i386=True)
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                code = 0 if call() == (os.getpid(), 0) else 1
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        _ia32 = os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    return _ia32
 
 
 def parse_report(data: bytes) -> dict[str, object]:

@@ -80,8 +80,15 @@ def _advise(start: int, length: int, advice: int) -> None:
     _madvise(start, length, advice)
 
 
+_depth = 0  # nested marks (a sweep marks once around all its calls) madvise only at the outermost
+
+
 def mark(keep: list[tuple[int, int]]) -> None:
     """From now on a fork copies only the (start, length) ranges in `keep` (page aligned)."""
+    global _depth
+    _depth += 1
+    if _depth > 1:
+        return
     for start, length in spans():
         _advise(start, length, MADV_DONTFORK)
     for start, length in [*keep, *kernel_touches()]:
@@ -90,6 +97,10 @@ def mark(keep: list[tuple[int, int]]) -> None:
 
 def unmark() -> None:
     """Forks copy everything again (before anything forks a child that runs Python)."""
+    global _depth
+    _depth = max(_depth - 1, 0)
+    if _depth > 0:
+        return
     for start, length in spans():
         _advise(start, length, MADV_DOFORK)
 

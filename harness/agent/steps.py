@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import select
 
@@ -61,16 +62,16 @@ STUB_MODES = ("report", "hold", "exit", "sp", "fs")
 
 def keep_in_children() -> list[tuple[int, int]]:
     """What a stub child needs of its parent's memory: the stub's page and the arena."""
-    return [child_stub.page_range(), (arena.ARENA, arena.ARENA_SIZE)]
+    return [child_stub.page_range(), (arena.ARENA, arena.ARENA_SIZE), (arena.ARENA32, arena.ARENA32_SIZE)]
 
 
-def stub_call(nr: int, regs: list[int], mode: str) -> tuple[int, int, int]:
+def stub_call(nr: int, regs: list[int], mode: str, i386: bool = False) -> tuple[int, int, int]:
     """(ret, errno, rfd) of a clone-like call through the stub; rfd (or -1) carries a report/hold child's
     report. The child gets none of the interpreter's memory (lean_fork)."""
     rfd, wfd = os.pipe() if mode in ("report", "hold") else (-1, -1)
     try:
         with lean_fork.lean_fork(keep_in_children()):
-            ret, err = child_stub.syscall(nr, regs, mode, wfd)
+            ret, err = child_stub.syscall(nr, regs, mode, wfd, i386)
     except BaseException:
         if rfd >= 0:
             os.close(rfd)
@@ -111,14 +112,21 @@ def invoke_syscall(step: dict[str, Any], holders: Holders) -> dict[str, Any]:
     mode = step.get("child", "report") if step.get("clone") else None
     if mode not in (None, *STUB_MODES):
         raise StepError(f"unknown child mode {mode!r}")
+    abi = step.get("abi", "x86_64")
+    if abi not in ("x86_64", "i386"):
+        raise StepError(f"unknown abi {abi!r}")
     rfd = -1
-    if mode is None:
+    if abi == "i386" and not child_stub.ia32():
+        return {"ret": -1, "errno": errno.ENOSYS, "child": None, "child_exit": None, "read": [], "ia32": False}
+    if abi == "i386" and mode is None:  # a child nobody announced exits at once, in the stub
+        ret, err = child_stub.syscall(int(step["nr"]), regs, "exit", i386=True)
+    elif mode is None:
         me = os.getpid()
         ret, err = libc.syscall(int(step["nr"]), *regs)
         if os.getpid() != me:
             os._exit(0)  # a child nobody announced: it must never run the agent's loop
     else:
-        ret, err, rfd = stub_call(int(step["nr"]), regs, mode)
+        ret, err, rfd = stub_call(int(step["nr"]), regs, mode, abi == "i386")
     result: dict[str, Any] = {"ret": ret, "errno": err, "child": None, "child_exit": None}
     result["read"] = [arena.read(int(a), int(n)).hex() for a, n in step.get("read", [])]
     try:
@@ -157,25 +165,31 @@ def sweep(step: dict[str, Any], holders: Holders) -> dict[str, Any]:
     vary = step.get("vary")
     if not isinstance(base, dict) or base.get("op") != "syscall" or not isinstance(vary, dict):
         raise StepError("a sweep needs a syscall `step` and a `vary` object")
-    out = []
-    for value in sweep_values(step):
-        one = dict(base)
-        if "reg" in vary:
-            regs = (list(base.get("regs", [])) + [0] * 6)[:6]
-            regs[int(vary["reg"])] = value
-            one["regs"] = regs
-        elif "write_at" in vary:
-            one["write"] = [*base.get("write", []), [value, vary["write_at"]]]
-        elif "word_at" in vary:
-            size = int(vary.get("size", 8))
-            data = (value % (1 << (8 * size))).to_bytes(size, "little").hex()
-            one["write"] = [*base.get("write", []), [int(vary["word_at"]), data]]
-        else:
-            raise StepError(f"unknown sweep vary {vary!r}")
-        prepare_syscall(one)
-        res = invoke_syscall(one, holders)
-        out.append([res["ret"], res["errno"], res["child_exit"]])
-    return {"results": out}
+    values = sweep_values(step)
+    if not base.get("clone"):  # no stub calls: nothing to mark (an unannounced child runs Python)
+        return {"results": [_sweep_one(base, vary, value, holders) for value in values]}
+    with lean_fork.lean_fork(keep_in_children()):  # once around all the stub calls, not around each
+        return {"results": [_sweep_one(base, vary, value, holders) for value in values]}
+
+
+def _sweep_one(base: dict[str, Any], vary: dict[str, Any], value: int, holders: Holders) -> list[Any]:
+    """One value of a sweep: the step with that value put where `vary` says, run; [ret, errno, child_exit]."""
+    one = dict(base)
+    if "reg" in vary:
+        regs = (list(base.get("regs", [])) + [0] * 6)[:6]
+        regs[int(vary["reg"])] = value
+        one["regs"] = regs
+    elif "write_at" in vary:
+        one["write"] = [*base.get("write", []), [value, vary["write_at"]]]
+    elif "word_at" in vary:
+        size = int(vary.get("size", 8))
+        data = (value % (1 << (8 * size))).to_bytes(size, "little").hex()
+        one["write"] = [*base.get("write", []), [int(vary["word_at"]), data]]
+    else:
+        raise StepError(f"unknown sweep vary {vary!r}")
+    prepare_syscall(one)
+    res = invoke_syscall(one, holders)
+    return [res["ret"], res["errno"], res["child_exit"]]
 
 
 def occupy(step: dict[str, Any], holders: Holders) -> dict[str, Any]:

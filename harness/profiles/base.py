@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import abc
+import copy
 import errno
 import signal
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from ..programs import ARENA
+from ..programs import ARENA, ARENA32, ARENA32_SIZE
 
 ARGS_ADDR = ARENA  # the args struct sits at the start of the arena
 PIDS_ADDR = ARENA + 0x800  # the pid vector / set_tid array
@@ -63,6 +64,8 @@ class Profile(abc.ABC):
     struct_size: int | None = None  # the size the profile passes (and the kernel reads) by default
     fields: tuple[tuple[str, int, int], ...] = ()  # (name, offset, size) of the struct the encoder writes
     nr_i386: int | None = None  # the number on the i386 table (None: not wired there)
+    pointer_regs: tuple[int, ...] = ()  # registers that carry user addresses (i386_step moves them below 4 GiB)
+    pointer_fields: tuple[str, ...] = ()  # 64-bit struct fields that carry user addresses (likewise)
     oracle_rules: str = ""  # the rule set of harness/oracle/predict.py that models this call
 
     @abc.abstractmethod
@@ -78,6 +81,34 @@ class Profile(abc.ABC):
     def supported(self, results: list[dict[str, Any]]) -> str | None:
         """None when the probe shows the call works, else the skip reason."""
 
+    def i386_step(self, step: dict[str, Any]) -> dict[str, Any]:
+        """The same call through the i386 table (`"abi": "i386"`, `nr_i386`): the step's arena writes and reads
+        move to the low window (ARENA32, same offsets), and so does every address in `pointer_regs` and in
+        the struct's `pointer_fields` that points into the arena; other values stay (an unmapped pointer
+        stays unmapped; flag bits are not addresses)."""
+        if self.nr_i386 is None:
+            raise ValueError(f"{self.name} is not wired in the i386 table")
+        out = copy.deepcopy(step)
+        out.update(abi="i386", nr=self.nr_i386)
+        regs = (list(out.get("regs", [])) + [0] * 6)[:6]
+        for i in self.pointer_regs:
+            regs[i] = to_arena32(regs[i])
+        out["regs"] = regs
+        layout = {name: off for name, off, width in self.fields if width == 8}
+        writes = []
+        for addr, data in out.get("write", []):
+            raw = bytearray.fromhex(data)
+            if addr == ARGS_ADDR:
+                for name in self.pointer_fields:
+                    off = layout[name]
+                    if off + 8 <= len(raw):
+                        value = int.from_bytes(raw[off:off + 8], "little")
+                        raw[off:off + 8] = to_arena32(value).to_bytes(8, "little")
+            writes.append([to_arena32(addr, strict=True), raw.hex()])
+        out["write"] = writes
+        out["read"] = [[to_arena32(addr, strict=True), n] for addr, n in out.get("read", [])]
+        return out
+
     def max_vector(self, caller_level: int) -> int:
         """The longest pid vector a caller at `caller_level` may pass."""
         return caller_level + 1
@@ -92,6 +123,18 @@ class Profile(abc.ABC):
             return range(0, count)
         inner = self.vector_levels(at, newpid) - 1
         return range(inner - count + 1, inner + 1)
+
+
+def to_arena32(addr: int, strict: bool = False) -> int:
+    """An arena address moved to the same offset of the low window; others unchanged (strict: refused unless
+    already in the window)."""
+    if ARENA32 <= addr < ARENA32 + ARENA32_SIZE:
+        return addr
+    if ARENA <= addr < ARENA + ARENA32_SIZE:
+        return addr - ARENA + ARENA32
+    if strict:
+        raise ValueError(f"{addr:#x} is not in the first {ARENA32_SIZE:#x} bytes of the arena")
+    return addr
 
 
 def u64(value: int) -> bytes:

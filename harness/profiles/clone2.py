@@ -50,6 +50,8 @@ class Clone2Profile(Profile):
     args_reg, size_reg, pids_reg = 0, None, 1
     struct_size = CLONE_STRUCT_SIZE
     fields = FIELDS
+    pointer_regs = (0, 1)
+    pointer_fields = ("child_stack",)
     oracle_rules = "root-anchored"
 
     def spawn_step(self, req: SpawnRequest, size: int | None = None) -> dict[str, Any]:

@@ -41,6 +41,8 @@ class Clone3Profile(Profile):
     args_reg, size_reg, pids_reg = 0, 1, None
     struct_size = CLONE_ARGS_SIZE_VER2
     fields = FIELDS
+    pointer_regs = (0,)
+    pointer_fields = ("pidfd", "child_tid", "parent_tid", "stack", "set_tid")
     nr_i386 = NR_CLONE3
     oracle_rules = "clone3"
 

@@ -33,6 +33,8 @@ class CloneWithPidsProfile(Profile):
     args_reg, size_reg, pids_reg = None, None, 5
     struct_size = None
     fields = FIELDS
+    pointer_regs = (1, 2, 3, 5)
+    pointer_fields = ()
     oracle_rules = "root-anchored"
 
     def spawn_step(self, req: SpawnRequest, size: int | None = None) -> dict[str, Any]:

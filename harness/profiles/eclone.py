@@ -47,6 +47,8 @@ class EcloneProfile(Profile):
     args_reg, size_reg, pids_reg = 1, 2, 3
     struct_size = ECLONE_ARGS_SIZE
     fields = FIELDS
+    pointer_regs = (1, 3)
+    pointer_fields = ("child_stack_base", "parent_tid_ptr", "child_tid_ptr")
     oracle_rules = "eclone"
 
     def __init__(self, nr: int = NR_ECLONE) -> None:

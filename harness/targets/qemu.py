@@ -64,7 +64,8 @@ class QemuTarget(Target):
         if self.vm is not None and self.console_log is not None:
             self.console_log.parent.mkdir(parents=True, exist_ok=True)
             with open(self.console_log, "a") as fh:
-                fh.write(f"===== boot {self.boots}: {self.kernel} ({self.config}) =====\n")
+                how = " restored from a saved state" if self.vm.restore is not None else ""
+                fh.write(f"===== boot {self.boots}: {self.kernel} ({self.config}){how} =====\n")
                 fh.write(self.vm.console_text())
 
     def _shutdown_vm(self) -> None:

@@ -29,6 +29,8 @@ from harness.race_invariant import (  # noqa: F401 (the race tests import them f
 )
 from harness.summary import RACE_PROPERTY
 
+from ..spec import spec_of
+
 CLONE_VM = 0x100
 CLONE_NEWPID = 0x20000000
 NS_LAST_PID = "/proc/sys/kernel/ns_last_pid"
@@ -77,7 +79,11 @@ class Races:
 
     def spawn(self, pids: Sequence[int] | None, at: int, child: str = "hold", flags: int = 0,
               **fields: Any) -> dict[str, Any]:
-        """A racer that calls the profile's syscall with `pids` (outermost first) at level `at`."""
+        """A racer that calls the profile's syscall with `pids` (outermost first, ending at the caller's level
+        `at`). A root-anchored call (spec table) gets the vector padded with 0s (the kernel picks) for the
+        levels above it, so that it names the same levels (NOTES.md: pids[0] is level 0)."""
+        if pids is not None and spec_of(self.profile.name).anchor == "root":
+            pids = [0] * (at + 1 - len(pids)) + list(pids)
         step = self.profile.spawn_step(SpawnRequest(at=at, pids=None if pids is None else tuple(pids),
                                                     flags=flags, child=child))
         return {**step, **fields}
