@@ -50,25 +50,27 @@ def _profiles_mark(marks: Any) -> tuple[str, ...] | None:
     return None
 
 
-def measured_kills(mutants_json: Path) -> dict[str, set[str]]:
-    """mutant -> the tests (`area/test_file::test_function`) that killed it in a `harness mutants` run."""
+def measured_kills(mutants_json: Path) -> dict[str, set[tuple[str, str]]]:
+    """mutant -> (test `area/test_file::test_function`, profile) pairs that killed it in a `harness mutants`
+    run (the profile is the first part of the test's parameter id; "" when it has none)."""
     data = json.loads(mutants_json.read_text())
-    out: dict[str, set[str]] = {}
+    out: dict[str, set[tuple[str, str]]] = {}
     for m in data.get("mutants", []):
         if m.get("verdict") != "killed":
             continue
-        tests = set()
+        kills = set()
         for det in (m.get("detectors") or {}).values():
             for node in det.get("killed_by", []) if isinstance(det, dict) else []:
-                tests.add(_short(node))
-        out[m["name"]] = tests
+                kills.add(_short(node))
+        out[m["name"]] = kills
     return out
 
 
-def _short(node: str) -> str:
+def _short(node: str) -> tuple[str, str]:
     path, _, func = node.partition("::")
     path = path.removeprefix("suite/").removesuffix(".py")
-    return f"{path}::{func.split('[')[0]}"
+    name, _, param = func.partition("[")
+    return f"{path}::{name}", param.rstrip("]").split("-")[0]
 
 
 @dataclass
@@ -88,7 +90,7 @@ class Cell:
         return " and ".join(missing)
 
 
-def trace(tests: dict[str, tuple[str, ...]], mutants: set[str], kills: dict[str, set[str]] | None = None,
+def trace(tests: dict[str, tuple[str, ...]], mutants: set[str], kills: dict[str, set[tuple[str, str]]] | None = None,
           rules: tuple[Rule, ...] = RULES) -> list[Cell]:
     """One cell per rule and profile; ConfigError naming any test or mutant the table has wrong."""
     unknown = sorted({t for r in rules for t in r.tests if t not in tests} |
@@ -99,8 +101,10 @@ def trace(tests: dict[str, tuple[str, ...]], mutants: set[str], kills: dict[str,
     for rule in rules:
         for profile in rule.profiles:
             ts = [t for t in rule.tests if profile in tests[t]]
-            ms = [m for m in rule.mutants if profile in mutant_scope(m)
-                  and (kills is None or kills.get(m, set()) & set(ts))]
+            if kills is None:
+                ms = [m for m in rule.mutants if profile in mutant_scope(m)]
+            else:  # measured: a test of the rule killed it for this profile
+                ms = [m for m in rule.mutants if any((t, profile) in kills.get(m, set()) for t in ts)]
             cells.append(Cell(rule, profile, ts, ms))
     return cells
 
@@ -111,7 +115,8 @@ def render(cells: list[Cell], mutants: set[str], rules: tuple[Rule, ...] = RULES
              "markers and `qemu/mutants/`; do not edit by hand. A mutant counts for a profile when its bug reaches "
              "that profile by its name (`eclone-*` only eclone, `root-anchored-*` clone_with_pids and clone2, "
              "`pid-*`/`fork-*` every profile: conservative, as eclone's alloc_pid path is shared by the seeds' "
-             "calls) and, with `--mutants-json`, when a test of the rule killed it. `V-*` are the places where "
+             "calls) or, with `--mutants-json FILE` (a `harness mutants` run), when a test of the rule killed it "
+             "for that profile. `V-*` are the places where "
              "correct kernels differ (NOTES.md \"Newer kernels\"): each is probed or tolerated, never assumed; "
              "they need tests, not mutants.", "",
              "| rule | NOTES.md | rule | profile | tests | mutants |", "|---|---|---|---|---|---|"]

@@ -50,9 +50,11 @@ def test_measured_kills_count_only_where_a_test_of_the_rule_killed_the_mutant(tm
          "detectors": {"suite": {"killed_by": ["suite/abi/test_z.py::test_other[eclone]"]}}}]}
     (tmp_path / "mutants.json").write_text(json.dumps(data))
     kills = trace.measured_kills(tmp_path / "mutants.json")
-    assert kills == {"pid-bug": {"abi/test_a::test_x"}, "eclone-bug": {"abi/test_z::test_other"}}
-    (cell, _) = trace.trace(TESTS, MUTANTS, kills, rules=(rule(("abi/test_a::test_x",), ("eclone-bug", "pid-bug")),))
-    assert cell.mutants == ["pid-bug"]
+    assert kills == {"pid-bug": {("abi/test_a::test_x", "eclone")},
+                     "eclone-bug": {("abi/test_z::test_other", "eclone")}}
+    eclone, clone3 = trace.trace(TESTS, MUTANTS, kills,
+                                 rules=(rule(("abi/test_a::test_x",), ("eclone-bug", "pid-bug")),))
+    assert (eclone.mutants, clone3.mutants) == (["pid-bug"], []), "killed by a test of the rule, for eclone only"
 
 
 def test_the_rule_table_names_only_real_tests_and_mutants_and_the_committed_table_is_current():
