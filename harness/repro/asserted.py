@@ -11,6 +11,7 @@ wrong is the expectation (predicted.py); a race is judged by its invariant.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,21 +54,26 @@ def _match(result: dict[str, Any], left: Any, right: Any) -> dict[str, Any] | No
     return None
 
 
-def derive(recording: Recording, compared: list[tuple[Any, Any]]) -> tuple[int, list[dict[str, Any] | None]] | None:
-    """(run index, per-step expectations) from the failed comparisons, latest step first; None if no match."""
-    pairs = [p for left, right in reversed(compared) for p in _scalar_pairs(left, right)]
+def _syscall_results(recording: Recording) -> Iterator[tuple[int, int, int, dict[str, Any]]]:
+    """(run index, step index, steps in that run, result) of every syscall step, the latest first."""
     for run_index in range(len(recording.runs) - 1, -1, -1):
         run = recording.runs[run_index]
         steps, results = run["program"].get("steps", []), run["result"].get("steps", [])
         for index in range(min(len(steps), len(results)) - 1, -1, -1):
-            if steps[index].get("op") != "syscall":
-                continue
-            for left, right in pairs:
-                expect = _match(results[index], left, right)
-                if expect is not None:
-                    out: list[dict[str, Any] | None] = [None] * len(steps)
-                    out[index] = expect
-                    return run_index, out
+            if steps[index].get("op") == "syscall":
+                yield run_index, index, len(steps), results[index]
+
+
+def derive(recording: Recording, compared: list[tuple[Any, Any]]) -> tuple[int, list[dict[str, Any] | None]] | None:
+    """(run index, per-step expectations) from the failed comparisons, latest step first; None if no match."""
+    pairs = [p for left, right in reversed(compared) for p in _scalar_pairs(left, right)]
+    for run_index, index, nsteps, result in _syscall_results(recording):
+        for left, right in pairs:
+            expect = _match(result, left, right)
+            if expect is not None:
+                out: list[dict[str, Any] | None] = [None] * nsteps
+                out[index] = expect
+                return run_index, out
     return None
 
 
@@ -113,16 +119,13 @@ def merged_history(recording: Recording, run_index: int) -> dict[str, Any]:
 def _from_predictions(recording: Recording) -> tuple[dict[str, Any], list[dict[str, Any] | None]] | None:
     """The oracle's prediction for the latest call it judged wrong (predicted.NOTED), found among the steps,
     in the history of its chain."""
-    for result, expect in reversed(predicted.NOTED):
-        for run_index in range(len(recording.runs) - 1, -1, -1):
-            run = recording.runs[run_index]
-            steps, results = run["program"].get("steps", []), run["result"].get("steps", [])
-            for index in range(min(len(steps), len(results)) - 1, -1, -1):
-                if steps[index].get("op") == "syscall" and results[index] == result:
-                    merged = merged_history(recording, run_index)
-                    out: list[dict[str, Any] | None] = [None] * len(merged["steps"])
-                    out[len(merged["steps"]) - len(steps) + index] = expect
-                    return merged, out
+    for noted, expect in reversed(predicted.NOTED):
+        for run_index, index, nsteps, result in _syscall_results(recording):
+            if result == noted:
+                merged = merged_history(recording, run_index)
+                out: list[dict[str, Any] | None] = [None] * len(merged["steps"])
+                out[len(merged["steps"]) - nsteps + index] = expect
+                return merged, out
     return None
 
 
