@@ -17,6 +17,14 @@ class BootError(HarnessError):
     """The kernel did not boot to a ready agent (not a kernel, no serial console, hung)."""
 
 
+class BootCrash(BootError):
+    """The kernel crashed before the agent was ready: booting again (or on another machine) will not help."""
+
+
+class QemuStartError(BootError):
+    """QEMU itself did not start (bad option, missing firmware): no retry either."""
+
+
 class EnvError(HarnessError):
     """The machine lacks something (QEMU binary, source package, user namespaces)."""
 
@@ -32,6 +40,10 @@ class UsageError(HarnessError):
 
 class AgentError(HarnessError):
     """The agent answered with an error, or stopped answering."""
+
+
+class AgentLost(AgentError):
+    """The agent stopped answering: timed out, closed its channel, or the channel broke."""
 
 
 class ProgramError(AgentError):

@@ -16,11 +16,14 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .errors import BuildError, EnvError
 from .paths import cache_dir
 from .programs import install_and_exec_steps, program
+
+if TYPE_CHECKING:
+    from harness.targets.base import Target
 
 SELFTESTS = ("clone3", "clone3_clear_sighand", "clone3_set_tid", "clone3_cap_checkpoint_restore")
 SELFTEST_DIR = Path("tools/testing/selftests/clone3")
@@ -97,7 +100,7 @@ def build_selftests(tree: Path) -> dict[str, Path]:
     return binaries
 
 
-def run_selftests(target: Any, binaries: dict[str, Path], timeout: int = 25) -> list[PeerResult]:
+def run_selftests(target: Target, binaries: dict[str, Path], timeout: int = 25) -> list[PeerResult]:
     """Copy each binary into the target and run it in the agent's root namespace."""
     results = []
     for name, binary in binaries.items():

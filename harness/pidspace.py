@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .oracle.choices import free_pid
 from .oracle.model import RESERVED_PIDS, Level
@@ -12,10 +12,13 @@ from .oracle.runner import shared_levels
 from .oracle.sync import chain_base, observe, sync_steps
 from .programs import pids_step, program
 
+if TYPE_CHECKING:
+    from harness.targets.base import Target
+
 SHARED_MARGIN = 64  # stay this far ahead of each level's cursor (automatic pids are handed out there)
 
 
-def used_pids(target: Any, chain_spec: dict | None = None) -> dict[int, set[int]]:
+def used_pids(target: Target, chain_spec: dict | None = None) -> dict[int, set[int]]:
     """Pids in use per level index of NSpid, across every namespace seen from the root /proc.
 
     Conservative: chains built by other programs have their own namespaces at the same index,
@@ -29,7 +32,7 @@ def used_pids(target: Any, chain_spec: dict | None = None) -> dict[int, set[int]
     return used
 
 
-def chain_levels(target: Any, chain_spec: dict | None = None) -> tuple[list[Level], dict[int, set[int]]]:
+def chain_levels(target: Target, chain_spec: dict | None = None) -> tuple[list[Level], dict[int, set[int]]]:
     """The chain's levels as the oracle sees them (exact pids in use in *its* namespaces, cursors), and
     the conservative per-index union of every task's NSpid (for levels deeper than the chain)."""
     spec = chain_spec or {"levels": []}
@@ -44,7 +47,7 @@ def chain_levels(target: Any, chain_spec: dict | None = None) -> tuple[list[Leve
     return state.levels, union
 
 
-def pick_free(target: Any, levels: int | Sequence[int], chain_spec: dict | None = None, seed: int | None = None,
+def pick_free(target: Target, levels: int | Sequence[int], chain_spec: dict | None = None, seed: int | None = None,
               low: int | None = None) -> list[int]:
     """Distinct pids, each free at its level: `levels` is a count (levels 0..n-1, outermost first)
     or an explicit list of levels; drawn from the upper half of pid_max (or from `low` up).

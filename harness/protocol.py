@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from harness.errors import AgentError, ProgramError
+from harness.errors import AgentLost, ProgramError
 
 Reader = int | Any | Callable[[float], bytes | None]
 Writer = int | Any | Callable[[bytes], Any]
@@ -69,14 +69,14 @@ class AgentConnection:
                 if obj is not None:
                     return obj
             if self.eof:
-                raise AgentError(f"agent closed the channel while waiting for {what}")
+                raise AgentLost(f"agent closed the channel while waiting for {what}")
             left = deadline - time.monotonic()
             if left <= 0:
-                raise AgentError(f"agent timed out waiting for {what}")
+                raise AgentLost(f"agent timed out waiting for {what}")
             try:
                 chunk = self._read(left)
             except OSError as e:
-                raise AgentError(f"agent channel broke while waiting for {what}: {e}") from None
+                raise AgentLost(f"agent channel broke while waiting for {what}: {e}") from None
             if chunk == b"":
                 self.eof = True
             elif chunk:
@@ -110,7 +110,7 @@ class AgentConnection:
         try:
             self._write(line.encode())
         except OSError as e:
-            raise AgentError(f"cannot write to the agent: {e}") from None
+            raise AgentLost(f"cannot write to the agent: {e}") from None
         return rid
 
     def request(self, op: str, timeout: float, **fields: Any) -> Any:

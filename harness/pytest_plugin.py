@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from .errors import GuestCrash, HarnessError
 from .hypothesis_profiles import race_rounds_default, register
 from .interrupt import interrupt_on_termination
-from .profiles import ALL_PROFILES, Profile, make_profile
+from .profiles import ALL_PROFILES, ID_PROFILES, IdProfile, Profile, make_profile
 from .repro import predicted
 from .repro.asserted import write_c
 from .repro.record import Recording, save
 from .summary import CRASH_PROPERTY, SummaryCollector
+from .targets.base import Target, TargetInfo
+
+if TYPE_CHECKING:
+    from .crash_scan import Crash
 
 register()  # before hypothesis's own plugin reads --hypothesis-profile
 
@@ -76,29 +80,61 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "profile" not in metafunc.fixturenames:
-        return
-    names = selected_profiles(metafunc.config)
-    marker = metafunc.definition.get_closest_marker("profiles")
-    if marker is not None:
-        names = [n for n in names if n in marker.args]
-    metafunc.parametrize("profile", names, indirect=True, ids=names)
+    """`profile` runs over the calls with a pid vector, `id_profile` over the write-then-create files."""
+    for fixture, kind in (("profile", False), ("id_profile", True)):
+        if fixture not in metafunc.fixturenames:
+            continue
+        names = [n for n in selected_profiles(metafunc.config) if (n in ID_PROFILES) is kind]
+        marker = metafunc.definition.get_closest_marker("profiles")
+        if marker is not None:
+            names = [n for n in names if n in marker.args]
+        metafunc.parametrize(fixture, names, indirect=True, ids=names)
 
 
-class RecordingTarget:
-    """The session's target, remembering each test's programs and results for its reproducer."""
+class RecordingTarget(Target):
+    """The session's target, remembering each test's programs and results for its reproducer; everything
+    else is the inner target's."""
 
-    def __init__(self, inner: Any) -> None:
+    def __init__(self, inner: Target) -> None:
         self.inner = inner
         self.recording = Recording()
 
-    def run(self, program: dict[str, Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
-        result = self.inner.run(program, *args, **kwargs)
+    @property
+    def info(self) -> TargetInfo:  # type: ignore[override]
+        return self.inner.info
+
+    @property
+    def boots(self) -> int:  # type: ignore[override]
+        return self.inner.boots
+
+    def run(self, program: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
+        result = self.inner.run(program, timeout)
         self.recording.add(program, result)
         return result
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
+    def start(self) -> None:
+        self.inner.start()
+
+    def ping(self, timeout: float = 5.0) -> None:
+        self.inner.ping(timeout)
+
+    def reset(self) -> None:
+        self.inner.reset()
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def take_crash(self) -> Crash | None:
+        return self.inner.take_crash()
+
+    def console_excerpt(self) -> str:
+        return self.inner.console_excerpt()
+
+    def console_mark(self) -> Any:
+        return self.inner.console_mark()
+
+    def console_since(self, mark: Any, lines: int = 60) -> str | None:
+        return self.inner.console_since(mark, lines)
 
 
 class _Session:
@@ -106,7 +142,7 @@ class _Session:
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
-        self.target: Any = None
+        self.target: Target = None
         self.failure: str | None = None
         self.support: dict[str, str | None] = {}
 
@@ -115,9 +151,12 @@ class _Session:
             pytest.skip(f"target unavailable: {self.failure}")
         if self.target is None:
             from .targets.factory import make_target
+            from .targets.handover import take
             try:
-                inner = make_target(self.config)
-                inner.start()
+                inner = None if getattr(self.config, "workerinput", None) else take()
+                if inner is None:
+                    inner = make_target(self.config)
+                    inner.start()
                 self.target = RecordingTarget(inner)
             except HarnessError as err:
                 self.failure = str(err)
@@ -125,7 +164,7 @@ class _Session:
                 pytest.exit(f"error: {err}", returncode=2)
         return self.target
 
-    def support_reason(self, profile: Profile) -> str | None:
+    def support_reason(self, profile: Profile | IdProfile) -> str | None:
         """Probe each profile once per target (None = supported)."""
         if profile.name not in self.support:
             target = self.get_target()
@@ -186,9 +225,19 @@ def race_rounds(request: pytest.FixtureRequest) -> int:
 
 
 @pytest.fixture
-def profile(request: pytest.FixtureRequest, target: Any) -> Profile:
+def profile(request: pytest.FixtureRequest, target: Target) -> Profile:
     """The ABI profile under test; skipped with the probe's reason when the kernel lacks it."""
     prof = make_profile(request.param, request.config.getoption("--eclone-nr"))
+    reason = _session(request.config).support_reason(prof)
+    if reason:
+        pytest.skip(reason)
+    return prof
+
+
+@pytest.fixture
+def id_profile(request: pytest.FixtureRequest, target: Any) -> IdProfile:
+    """The write-then-create interface under test (harness/profiles/ids.py); skipped with the probe's reason."""
+    prof = make_profile(request.param)
     reason = _session(request.config).support_reason(prof)
     if reason:
         pytest.skip(reason)
@@ -207,7 +256,7 @@ def _fresh_recording(request: pytest.FixtureRequest) -> None:
         request.node.stash[_CONSOLE_MARK] = session.target.console_mark()
 
 
-def _console_section(item: pytest.Item, target: Any, report: pytest.TestReport) -> None:
+def _console_section(item: pytest.Item, target: Target, report: pytest.TestReport) -> None:
     """What the kernel printed while a failed test ran; named "Captured stdout ..." so junit.xml's
     system-out carries it (junit_logging = system-out) next to the failure."""
     if _CONSOLE_MARK not in item.stash:
@@ -229,7 +278,7 @@ def _add_console(item: pytest.Item, report: pytest.TestReport, text: str) -> Non
     item.add_report_section("call", "stdout", text)
 
 
-def _save_reproducer(item: pytest.Item, target: Any, report: pytest.TestReport) -> None:
+def _save_reproducer(item: pytest.Item, target: Target, report: pytest.TestReport) -> None:
     """A failed test's programs go to <results>/repro/ (replay: python -m harness repro FILE)."""
     results = item.config.getoption("--results", None)
     recording = getattr(target, "recording", None)
@@ -255,7 +304,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         _add_console(item, report, call.excinfo.value.excerpt)
         _mark_crash(item, report, call.excinfo.value.title)
         return
-    crash = target.take_crash() if target is not None and hasattr(target, "take_crash") else None
+    crash = target.take_crash() if target is not None else None
     if crash is not None:
         report.outcome = "failed"
         report.longrepr = f"kernel crash during test: {crash.title}\n{crash.excerpt}"

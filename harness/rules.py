@@ -13,6 +13,9 @@ CLONE3 = ("clone3",)
 ROOT = ("clone_with_pids", "clone2")
 SEEDS = ("eclone", "clone_with_pids", "clone2")
 ALL = ("eclone", "clone_with_pids", "clone2", "clone3")
+NS_LAST_PID = ("ns_last_pid",)
+IPC = ("msg_next_id", "sem_next_id", "shm_next_id")
+ID_ALL = NS_LAST_PID + IPC  # the write-then-create files (suite/ids, the `id_profile` fixture)
 
 
 @dataclass(frozen=True)
@@ -31,7 +34,7 @@ def _r(id: str, where: str, text: str, profiles: tuple[str, ...], tests: str = "
     return Rule(id, where, text, profiles, tuple(tests.split()), tuple(mutants.split()), note)
 
 
-A, S, R = "abi/", "semantics/", "races/"
+A, S, R, ID = "abi/", "semantics/", "races/", "ids/"
 
 RULES: tuple[Rule, ...] = (
     # --- eclone as the seeds define it ---
@@ -244,6 +247,30 @@ RULES: tuple[Rule, ...] = (
     # --- next_id (seed 004): not in the reference kernel yet (issue 16) ---
     _r("N-NEXT-ID", "next_id (seed 004)", "/proc/<pid>/task/<tid>/next_id syntax, one-shot ids, IPC ids", (),
        note="not in the reference series yet (issue 16): no profile, no test"),
+    # --- ns_last_pid and {msg,sem,shm}_next_id (mainline; NOTES.md "next_id and its mainline descendants") ---
+    _r("I-NS-LAST-PID", "ns_last_pid", "writing N sets the writer's active namespace's cursor (N in [0, pid_max], "
+       "else EINVAL); the next process gets N+1 if free; CAP_SYS_ADMIN/CAP_CHECKPOINT_RESTORE over the owner",
+       NS_LAST_PID, f"{ID}test_chosen_id::test_the_next_object_gets_the_chosen_id "
+       f"{ID}test_chosen_id::test_values_out_of_range_are_einval_and_change_nothing "
+       f"{ID}test_chosen_id::test_the_write_moves_only_the_writers_pid_namespace "
+       f"{ID}test_chosen_id::test_a_cursor_at_pid_max_wraps_to_the_reserved_pids "
+       f"{ID}test_privilege::test_the_root_of_the_owning_user_namespace_chooses_in_a_nested_namespace "
+       f"{ID}test_privilege::test_without_the_capability_the_write_is_refused_and_changes_nothing",
+       "ns-last-pid-cap-init-userns ns-last-pid-cursor-off-by-one ns-last-pid-negative-accepted "
+       "ns-last-pid-no-cap-check ns-last-pid-parent-namespace"),
+    _r("I-NS-LAST-PID-RACE", "ns_last_pid", "no atomicity: a fork between the write and the creation takes the pid "
+       "(shown, not reported as a bug)", NS_LAST_PID,
+       f"{ID}test_race::test_a_fork_between_the_write_and_the_creation_takes_the_chosen_pid",
+       note="a property of the interface, not a rule a kernel can break"),
+    _r("I-IPC-NEXT-ID", "{msg,sem,shm}_next_id", "the next object gets sequence id / 32768 and the lowest free index "
+       ">= id % 32768 (no error when taken); reset to -1 by that creation; writable only with the capability over "
+       "the IPC namespace's owner", IPC, f"{ID}test_chosen_id::test_the_next_object_gets_the_chosen_id "
+       f"{ID}test_chosen_id::test_after_the_creation_the_file_reads_as_the_spec_says "
+       f"{ID}test_chosen_id::test_a_busy_id_gives_what_the_spec_says "
+       f"{ID}test_privilege::test_without_the_capability_the_write_is_refused_and_changes_nothing "
+       f"{ID}test_privilege::test_root_of_a_user_namespace_cannot_write_for_a_namespace_its_ancestor_owns",
+       "ipc-next-id-busy-index-fails ipc-next-id-cap-current-userns ipc-next-id-no-cap-check "
+       "ipc-next-id-not-reset ipc-next-id-sequence-ignored"),
     # --- places where correct kernels differ (NOTES.md "Newer kernels"): probed, not assumed ---
     _r("V-PIDFD-THREAD", "Newer kernels (6.9)", "eclone's CLONE_PIDFD|CLONE_THREAD follows this kernel's clone(2)",
        ECLONE, f"{A}test_eclone_rules::test_pidfd_with_thread_is_decided_as_clone_2_decides_it_on_this_kernel",

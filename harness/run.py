@@ -12,6 +12,7 @@ from .errors import EnvError, UsageError
 from .paths import REPO_ROOT, results_root
 from .profiles import make_profile
 from .progress import note
+from .targets.base import Target
 
 # pytest exit codes -> ours: 0 all selected passed, 1 a test failed, 2 usage or environment error
 _EXIT = {pytest.ExitCode.OK: 0, pytest.ExitCode.TESTS_FAILED: 1}
@@ -49,6 +50,7 @@ def pytest_argv(args: argparse.Namespace, results: Path) -> list[str]:
         from .qemu_config import QemuConfig, require_binary
         require_binary(QemuConfig().binary)  # before a kernel build that would be wasted
         image = coverage_kernel(args) if getattr(args, "coverage", False) else resolve_kernel(args)
+        args.image = image  # start_first boots it
         argv += pytest_kernel_argv(args, image)
         if getattr(args, "coverage", False):
             argv += ["--coverage-out", str(results / "coverage")]
@@ -73,12 +75,40 @@ def pytest_argv(args: argparse.Namespace, results: Path) -> list[str]:
     return argv + extra
 
 
+def start_first(args: argparse.Namespace, results: Path) -> Target | None:
+    """Boot the kernel pytest will use, before pytest: a kernel that cannot serve (does not boot, lacks
+    an option) is then one error line and exit 2. The VM is handed to the plugin, not booted twice; with
+    several jobs each xdist worker boots its own, so nothing is started here."""
+    if args.target != "qemu" or getattr(args, "jobs", 1) > 1 or getattr(args, "coverage", False):
+        return None
+    from .targets.qemu import QemuTarget
+    image = Path(args.image)
+    target = QemuTarget(image, console_log=results / "console.log")
+    note(f"booting {image}")
+    try:
+        target.start()
+    except BaseException:
+        target.close()
+        raise
+    return target
+
+
 def run_suite(args: argparse.Namespace) -> int:
     results = results_dir(args.results)
     argv = pytest_argv(args, results)  # may refuse in one line: then nothing is written
+    target = start_first(args, results)
     results.mkdir(parents=True, exist_ok=True)
     note(f"results: {results}")
-    code = pytest.main(argv)
+    if target is not None:
+        from .targets.handover import hand_over
+        hand_over(target)
+    try:
+        code = pytest.main(argv)
+    finally:
+        from .targets.handover import take
+        leftover = take()  # pytest never asked for it (nothing selected): ours to close
+        if leftover is not None:
+            leftover.close()
     from .pytest_plugin import FATAL_ERRORS  # after main: importing hypothesis first defeats assert rewriting
     if FATAL_ERRORS:
         raise EnvError(FATAL_ERRORS[-1])

@@ -14,11 +14,12 @@ from typing import Any
 
 from . import paths
 from .errors import ConfigError
-from .rules import ALL, RULES, Rule
+from .rules import ALL, ID_ALL, RULES, Rule
 
 # which profiles a mutant's bug reaches, by its name (the rest touch code every profile shares)
 MUTANT_SCOPE = (("eclone-", ("eclone",)), ("clone3-", ("clone3",)), ("clone2-", ("clone2",)),
-                ("clone-with-pids-", ("clone_with_pids",)), ("root-anchored-", ("clone_with_pids", "clone2")))
+                ("clone-with-pids-", ("clone_with_pids",)), ("root-anchored-", ("clone_with_pids", "clone2")),
+                ("ns-last-pid-", ("ns_last_pid",)), ("ipc-next-id-", ("msg_next_id", "sem_next_id", "shm_next_id")))
 
 
 def mutant_scope(name: str) -> tuple[str, ...]:
@@ -35,11 +36,12 @@ def suite_tests(suite_dir: Path) -> dict[str, tuple[str, ...]]:
         sys.path.insert(0, str(suite_dir.parent))
     for path in sorted(suite_dir.glob("*/test_*.py")):
         module = importlib.import_module(f"suite.{path.parent.name}.{path.stem}")
-        default = _profiles_mark(getattr(module, "pytestmark", [])) or ALL
+        default = _profiles_mark(getattr(module, "pytestmark", []))
         for name, obj in vars(module).items():
             if name.startswith("test_") and callable(obj):
                 marked = _profiles_mark(getattr(obj, "pytestmark", []))
-                out[f"{path.parent.name}/{path.stem}::{name}"] = marked or default
+                ids = "id_profile" in getattr(getattr(obj, "__code__", None), "co_varnames", ())
+                out[f"{path.parent.name}/{path.stem}::{name}"] = marked or default or (ID_ALL if ids else ALL)
     return out
 
 

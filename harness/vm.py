@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.crash_scan import Crash, CrashScanner
-from harness.errors import BootError
+from harness.errors import BootCrash, BootError, QemuStartError
 from harness.qemu_config import QemuConfig, qemu_argv, require_binary
 
 _LIVE: weakref.WeakSet[Vm] = weakref.WeakSet()
@@ -164,7 +164,7 @@ class Vm:
             if self.exited():
                 break
         self.close()
-        raise BootError(f"QEMU did not start: {self.qemu_error() or 'no connection on the agent socket'}")
+        raise QemuStartError(f"QEMU did not start: {self.qemu_error() or 'no connection on the agent socket'}")
 
     def _read_console(self) -> None:
         """Stream QEMU's stdout (the guest console) to console.log and the crash scanner."""
@@ -228,7 +228,7 @@ class Vm:
         while time.monotonic() < deadline:
             crash = self.crash()
             if crash:
-                raise BootError(f"kernel crashed during boot: {crash.title}")
+                raise BootCrash(f"kernel crashed during boot: {crash.title}")
             ready = select.select(open_channels, [], [], min(0.2, max(deadline - time.monotonic(), 0)))[0]
             for chan in ready:
                 event = self._ready_line(chan, open_channels)
@@ -368,7 +368,7 @@ def boot(kernel: Path, initrd: Path, config: QemuConfig = DEFAULT_CONFIG,
         except BootError as exc:
             vm.close()
             error = exc
-            if "crashed" in str(exc) or "QEMU did not start" in str(exc):
+            if isinstance(exc, BootCrash | QemuStartError):
                 break
             if config.accel == "kvm":
                 config = replace(config, accel="tcg")  # KVM that passed the probe but cannot boot Linux

@@ -77,3 +77,46 @@ WIDE_TID_ADDRESSES = profiles_where(lambda s: s.tid_addresses == 64)
 ANCHORED_AT_THE_CALLERS_SIDE = profiles_where(lambda s: s.anchor != "root")
 NOT_INTO_NEW_NAMESPACE = profiles_where(lambda s: s.anchor != "child")  # pids cover the caller's levels only
 EBUSY_FAMILY = profiles_where(lambda s: s.busy_errno == errno.EBUSY)  # eclone and its ancestors
+
+
+# --- write, then create (NOTES.md "next_id (seed 004) and its mainline descendants"; harness/profiles/ids.py)
+
+INT_MAX = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class IdSpec:
+    """What a write-then-create file must do, from NOTES.md (and 6.1's kernel/pid_namespace.c, ipc/)."""
+
+    name: str
+    path: str
+    objects: str  # "process", or the SysV kind its ids name: "msg", "sem", "shm"
+    busy_errno: int | None  # a busy id: this errno, or None: the next free one is taken (no error)
+    denied_errno: int  # writing without CAP_SYS_ADMIN/CAP_CHECKPOINT_RESTORE over the namespace's owner
+    highest: str | int  # the largest value a write accepts ("pid_max": the namespace's own); 0 is the lowest
+    reads_after_create: str  # what the file reads after a creation used it: "created" (the new id), "-1"
+    atomic: bool  # no other creation can take the id between the write and the caller's creation
+
+
+ID_SPECS = {
+    # writing N sets the cursor: the next pid is N+1 if free, else the next free one; EPERM from the handler
+    "ns_last_pid": IdSpec("ns_last_pid", "/proc/sys/kernel/ns_last_pid", "process", None, errno.EPERM,
+                          "pid_max", "created", False),
+    # 0444 unless capable over the IPC namespace's owner (ipc_permissions), so the open fails with EACCES;
+    # sequence id / 32768, lowest free index >= id % 32768, reset to -1 by the creation
+    **{f"{k}_next_id": IdSpec(f"{k}_next_id", f"/proc/sys/kernel/{k}_next_id", k, None, errno.EACCES,
+                              INT_MAX, "-1", False) for k in ("msg", "sem", "shm")},
+}
+
+
+def id_spec_of(profile_name: str) -> IdSpec:
+    return ID_SPECS[profile_name]
+
+
+def id_profiles_where(pred: Callable[[IdSpec], bool]) -> tuple[str, ...]:
+    return tuple(name for name, spec in ID_SPECS.items() if pred(spec))
+
+
+IDS_OF_PROCESSES = id_profiles_where(lambda s: s.objects == "process")
+IDS_OF_IPC_OBJECTS = id_profiles_where(lambda s: s.objects != "process")
+NOT_ATOMIC = id_profiles_where(lambda s: not s.atomic)  # the write-then-fork race is theirs by design

@@ -17,6 +17,7 @@ import pytest
 
 from harness import stub_asm
 from harness.agent import arena, child_stub, lean_fork, steps
+from harness.agent.reaper import Reaper
 
 SYS_CLONE, SIGCHLD = 56, 17
 x86_64 = pytest.mark.skipif(platform.machine() != "x86_64" or sys.platform != "linux",
@@ -148,3 +149,17 @@ def test_i386_step_reports_a_missing_ia32_emulation_instead_of_dying(monkeypatch
     monkeypatch.setattr(child_stub, "_ia32", False)
     res = steps.invoke_syscall({"op": "syscall", "nr": I386_GETPID, "abi": "i386"}, None)  # type: ignore[arg-type]
     assert (res["ret"], res["errno"], res["ia32"]) == (-1, 38, False)
+
+
+@x86_64
+def test_i386_sweep_probes_ia32_before_marking_the_interpreters_memory() -> None:
+    """The probe's throwaway fork runs Python: inside a sweep's lean_fork it would die and say "no ia32"."""
+    def body() -> None:
+        child_stub._ia32 = None
+        ia32 = child_stub.ia32()
+        child_stub._ia32 = None
+        base = {"op": "syscall", "nr": I386_GETPID, "abi": "i386", "clone": True, "child": "exit", "regs": []}
+        res = steps.sweep({"step": base, "vary": {"reg": 5}, "values": [0, 1]}, steps.Holders(Reaper()))
+        want = [os.getpid(), 0, None] if ia32 else [-1, 38, None]
+        assert res["results"] == [want, want]
+    _in_fork(body)

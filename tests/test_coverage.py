@@ -106,7 +106,9 @@ def test_the_reference_series_added_lines_are_where_the_patched_files_have_them(
     for rel in ("kernel/pid.c", "kernel/fork.c"):
         assert added[rel], rel
         assert mismatches(added[rel], (tmp_path / rel).read_text().splitlines()) == []
-    assert {a.patch for a in added["kernel/pid.c"].values()} == {"0002-pid-let-alloc_pid-allocate-eclone-pids"}
+    pid_c_patches = {a.patch for a in added["kernel/pid.c"].values()}
+    assert "0002-pid-let-alloc_pid-allocate-eclone-pids" in pid_c_patches  # later patches may add lines too
+    assert pid_c_patches <= {p.stem for p in reference_patches()}
     assert any("SYSCALL_DEFINE4(eclone" in a.text for a in added["kernel/fork.c"].values())
 
 

@@ -168,6 +168,8 @@ def sweep(step: dict[str, Any], holders: Holders) -> dict[str, Any]:
     values = sweep_values(step)
     if not base.get("clone"):  # no stub calls: nothing to mark (an unannounced child runs Python)
         return {"results": [_sweep_one(base, vary, value, holders) for value in values]}
+    if base.get("abi") == "i386":
+        child_stub.ia32()  # its throwaway fork runs Python: probe before the interpreter's memory is marked
     with lean_fork.lean_fork(keep_in_children()):  # once around all the stub calls, not around each
         return {"results": [_sweep_one(base, vary, value, holders) for value in values]}
 

@@ -6,9 +6,12 @@ import base64
 import errno
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, EnvError
+
+if TYPE_CHECKING:
+    from harness.targets.base import Target
 
 DEBUGFS = "/sys/kernel/debug"
 GCOV_DIR = f"{DEBUGFS}/gcov"
@@ -19,11 +22,11 @@ def guest_gcda_path(objtree: str, source: str) -> str:
     return f"{GCOV_DIR}/{objtree.strip('/')}/{Path(source).with_suffix('.gcda')}"
 
 
-def _one(target: Any, step: dict[str, Any]) -> dict[str, Any]:
+def _one(target: Target, step: dict[str, Any]) -> dict[str, Any]:
     return target.run({"steps": [step]})["steps"][0]
 
 
-def start(target: Any) -> None:
+def start(target: Target) -> None:
     """Mount debugfs and zero every counter, so the report counts what the suite ran, not the boot.
 
     A kernel without gcov (a user's --kernel image) fails here, before the suite runs, with one line."""
@@ -38,7 +41,7 @@ def start(target: Any) -> None:
                           "CONFIG_GCOV_KERNEL, which --coverage needs")
 
 
-def read_gcda(target: Any, objtree: str, sources: tuple[str, ...]) -> dict[str, bytes]:
+def read_gcda(target: Target, objtree: str, sources: tuple[str, ...]) -> dict[str, bytes]:
     """Source -> its counters as the kernel serialises them (gcda format), through the agent in base64."""
     out: dict[str, bytes] = {}
     for source in sources:

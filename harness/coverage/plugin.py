@@ -7,7 +7,7 @@ import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -17,6 +17,9 @@ from .artifacts import Artifacts, load_artifacts
 from .gcov import FileCoverage, run_gcov
 from .patch_lines import series_added_lines
 from .report import build_report, cobertura_xml, terminal_lines, write_html
+
+if TYPE_CHECKING:
+    from harness.targets.base import Target
 
 PLUGIN_NAME = "eclone-suite-coverage"
 
@@ -44,7 +47,7 @@ class CoveragePlugin:
             self.artifacts = load_artifacts(kernel_for(self.config))
         return self.artifacts
 
-    def start(self, target: Any) -> None:
+    def start(self, target: Target) -> None:
         """Before the first test (autouse fixture): a kernel without gcov stops the run here."""
         if self.boots:
             return

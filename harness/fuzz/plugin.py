@@ -19,11 +19,14 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from .failures import base_nodeid, failure_titles, reproducer
+
+if TYPE_CHECKING:
+    from harness.targets.base import Target
 
 ROUND = "_fuzz_round"
 _MESSAGE_CHARS = 4000
@@ -112,7 +115,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(EventWriter(events), "eclone-fuzz-events")
 
 
-def _count_programs(target: Any, counter: Counter) -> None:
+def _count_programs(target: Target, counter: Counter) -> None:
     """Wrap the session target's run() once (an instance attribute shadows the method)."""
     if target is None or getattr(target, "_fuzz_counted", False):
         return

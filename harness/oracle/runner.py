@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..profiles import Profile, SpawnRequest
 from ..programs import program
@@ -20,10 +20,13 @@ from .model import ChainState
 from .predict import Outcome, Spawn, predict, rules_for, vector_levels
 from .sync import Observation, chain_base, observe, sync_steps
 
+if TYPE_CHECKING:
+    from harness.targets.base import Target
+
 CLONE_NEWPID = 0x20000000
 
 
-def shared_levels(target: Any) -> set[int]:
+def shared_levels(target: Target) -> set[int]:
     """Levels other tasks allocate in: a guest's initial namespace has kernel threads; the host sandbox not."""
     return {0} if getattr(target.info, "name", "") == "qemu" else set()
 
@@ -67,7 +70,7 @@ class Verdict:
 class ChainModel:
     """One chain spec on a target, with the model of it as last observed."""
 
-    def __init__(self, target: Any, spec: dict[str, Any], shared: set[int] | None = None) -> None:
+    def __init__(self, target: Target, spec: dict[str, Any], shared: set[int] | None = None) -> None:
         self.target = target
         self.spec = spec
         self.shared = shared_levels(target) if shared is None else shared

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..crash_scan import Crash
 
 
 @dataclass
@@ -27,6 +30,7 @@ class Target(abc.ABC):
     """Runs programs (see harness/agent/PROGRAMS.md) and reports their results."""
 
     info: TargetInfo
+    boots: int = 0  # how many times the kernel under test was (re)started (a VM after a crash); 0 for the host
 
     @abc.abstractmethod
     def start(self) -> None:
@@ -61,6 +65,11 @@ class Target(abc.ABC):
         except ConfigError:
             self.close()
             raise
+
+    def take_crash(self) -> Crash | None:
+        """A kernel crash seen after the last reply (between tests); the target restarts itself. None: none,
+        or a target without a console (the host)."""
+        return None
 
     def console_excerpt(self) -> str:
         """Recent kernel console output, for failure reports (empty where there is no console)."""

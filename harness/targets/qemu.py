@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..crash_scan import Crash
-from ..errors import AgentError, GuestCrash
+from ..errors import AgentError, AgentLost, GuestCrash
 from ..protocol import AgentConnection
 from ..qemu_config import QemuConfig
 from ..vm import Vm, boot
@@ -100,15 +100,13 @@ class QemuTarget(Target):
         conn = self._ensure_running()
         try:
             result = conn.request(op, timeout, **fields)
-        except AgentError as err:
-            if type(err) is not AgentError:  # ProgramError: the agent is fine, the program was not
-                raise
+        except AgentLost as err:  # (a ProgramError means the agent is fine, the program was not)
             crash = self._new_crash(wait=CRASH_GRACE)
             tail = self.console_excerpt()
             self._shutdown_vm()
             if crash is not None:
                 raise GuestCrash(crash.title, crash.excerpt) from None
-            raise AgentError(f"{err}; VM restarted; last console lines:\n{tail}") from None
+            raise AgentLost(f"{err}; VM restarted; last console lines:\n{tail}") from None
         crash = self._new_crash()
         if crash is not None:
             self._shutdown_vm()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.pidspace import used_pids
 from harness.profiles import Profile, SpawnRequest
@@ -16,6 +16,9 @@ from harness.profiles.base import errno_name
 from harness.programs import ARENA, ARENA_SIZE, chain, pids_step, program, read_file_step, sweep_step
 
 from ..spec import spec_of
+
+if TYPE_CHECKING:
+    from harness.targets.base import Target
 
 PAGE_SIZE = 4096
 GUARD = ARENA + ARENA_SIZE  # first byte of the PROT_NONE guard page (PROGRAMS.md)
@@ -64,7 +67,7 @@ def thread(profile: Profile, size: int | None = None, at: int = 0, **extra: int)
     return spawn(profile, SpawnRequest(at=at, flags=THREAD, exit_signal=0, child="exit", extra=extra), size)
 
 
-def run1(target: Any, step: dict[str, Any], spec: dict | None = None, before: Sequence[dict] = ()) -> dict:
+def run1(target: Target, step: dict[str, Any], spec: dict | None = None, before: Sequence[dict] = ()) -> dict:
     """Run one step (after `before`) and return its result."""
     return target.run(program([*before, step], spec), timeout=SWEEP_TIMEOUT)["steps"][-1]
 
@@ -97,7 +100,7 @@ class Evidence:
         assert not self.new_processes(), f"processes left behind: {sorted(self.new_processes())}"
 
 
-def run_checked(target: Any, steps: Sequence[dict], at: int = 1, spec: dict | None = None,
+def run_checked(target: Target, steps: Sequence[dict], at: int = 1, spec: dict | None = None,
                 after: Sequence[dict] = ()) -> tuple[list[dict], Evidence, list[dict]]:
     """Run `steps` at level `at` (>= 1: a namespace nobody else allocates in) between two readings of its
     ns_last_pid and of the process table; `after` runs once the evidence is taken (controls)."""
@@ -144,7 +147,7 @@ def deviations(values: Sequence[int], results: Sequence[Sequence[Any]], expect: 
     return f"{len(bad)} of {len(values)} deviate: " + "; ".join(parts) if parts else ""
 
 
-def free_pids(target: Any, n: int, spec: dict | None = None, seed: int | None = None) -> list[int]:
+def free_pids(target: Target, n: int, spec: dict | None = None, seed: int | None = None) -> list[int]:
     """Distinct pids free at every level (so any of them may go to any level), from the upper half."""
     used = set().union(*used_pids(target, spec).values())
     rng = random.Random(seed)
@@ -157,7 +160,7 @@ def free_pids(target: Any, n: int, spec: dict | None = None, seed: int | None = 
     return chosen
 
 
-def too_many(target: Any, at: int) -> int:
+def too_many(target: Target, at: int) -> int:
     """One more pid than a caller at `at` may pass: its namespace's absolute level is root_level + at."""
     return target.info.root_level + at + 2
 
@@ -171,7 +174,7 @@ def stat_exit_signal(stat: str) -> int:
     return int(stat.rsplit(")", 1)[1].split()[38 - 3])
 
 
-def check_rejections(target: Any, cases: Sequence[tuple[str, dict, int]], at: int = 1,
+def check_rejections(target: Target, cases: Sequence[tuple[str, dict, int]], at: int = 1,
                      spec: dict | None = None) -> None:
     """Run every (name, step, errno) case in one program at level `at`; each must fail with its errno and,
     together, create nothing."""

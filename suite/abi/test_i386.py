@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import errno
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -21,6 +21,9 @@ from harness.programs import ARENA32, chain, occupy_step, program
 from ..spec import WITH_SIZE_ARGUMENT, profiles_where, spec_of
 from .helpers import CHEAP, CLONE_PARENT_SETTID, spawn, too_many
 
+if TYPE_CHECKING:
+    from harness.targets.base import Target
+
 SPEC = chain(1)
 LOW_UNMAPPED = 0x10  # below mmap_min_addr: unreadable for both ABIs
 TID_WORD = ARENA32 + 0x1800  # a tid address both ABIs can carry (clone2's tid fields are 32-bit)
@@ -29,7 +32,7 @@ WITH_RESERVED_FIELDS = profiles_where(lambda s: bool(s.reserved))
 HIGH_FLAGS_REJECTED = profiles_where(lambda s: s.high_flags == "einval")
 
 
-def both_abis(target: Any, profile: Profile, step: dict, setup: Sequence[dict] = ()) -> tuple[dict, dict]:
+def both_abis(target: Target, profile: Profile, step: dict, setup: Sequence[dict] = ()) -> tuple[dict, dict]:
     """The step through syscall, then through int 0x80, in one program at level 1 (after `setup`)."""
     if profile.nr_i386 is None:
         pytest.skip(f"{profile.name} is not wired in the i386 table")

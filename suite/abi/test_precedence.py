@@ -7,7 +7,7 @@ from __future__ import annotations
 import errno
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -16,6 +16,9 @@ from harness.profiles.base import ARGS_ADDR
 from harness.programs import UNMAPPED, chain
 
 from .helpers import CHEAP, CLONE_DETACHED, CLONE_SIGHAND, PAGE_SIZE, check_rejections, spawn, too_many
+
+if TYPE_CHECKING:
+    from harness.targets.base import Target
 
 NO_CAPS = chain(1, caps={1: []})  # level 1 without CAP_SYS_ADMIN / CAP_CHECKPOINT_RESTORE
 UNKNOWN_FLAG = 1 << 40
@@ -33,7 +36,7 @@ def at1(profile: Profile, size: int | None = None, **kw: Any) -> dict:
     return spawn(profile, SpawnRequest(at=1, **kw), size)
 
 
-def many(target: Any) -> tuple[int, ...]:
+def many(target: Target) -> tuple[int, ...]:
     """Nonzero pids, one more than a level-1 caller may pass."""
     return tuple(range(5001, 5001 + too_many(target, 1)))
 

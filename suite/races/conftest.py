@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -28,6 +28,9 @@ from harness.race_invariant import (  # noqa: F401 (the race tests import them f
     tasks_with,
 )
 from harness.summary import RACE_PROPERTY
+
+if TYPE_CHECKING:
+    from harness.targets.base import Target
 
 from ..spec import spec_of
 
@@ -69,7 +72,7 @@ class DidNotRace(AssertionError):
 class Races:
     """Race programs of one profile on the session's target."""
 
-    def __init__(self, target: Any, profile: Profile, rounds: int, node: Any = None) -> None:
+    def __init__(self, target: Target, profile: Profile, rounds: int, node: Any = None) -> None:
         self.target = target
         self.profile = profile
         self.rounds = rounds
@@ -150,7 +153,7 @@ class Races:
             raise DidNotRace(f"did not race: none of {self.ran_total} rounds had two calls at once on different CPUs")
 
 
-def require_cpus(target: Any) -> None:
+def require_cpus(target: Target) -> None:
     """Racers on one CPU never run at once: skip with the reason."""
     cpus = target.info.extra.get("agent", {}).get("cpus")
     if cpus is not None and cpus < 2:
@@ -170,7 +173,7 @@ def split_rounds(res: dict[str, Any], rounds: int) -> list[Round]:
 
 
 @pytest.fixture
-def races(target: Any, profile: Profile, race_rounds: int, request: pytest.FixtureRequest) -> Races:
+def races(target: Target, profile: Profile, race_rounds: int, request: pytest.FixtureRequest) -> Races:
     return Races(target, profile, race_rounds, request.node)
 
 
@@ -200,3 +203,4 @@ def unchanged_problems(before: ChainState, after: ChainState, touched: set[tuple
 # The semantics suite's fixtures for stateful tests (the hypothesis profile of the run; a skip without
 # ns_last_pid), shared rather than copied.
 from suite.semantics.conftest import hypothesis_profile, needs_ns_last_pid  # noqa: E402, F401
+

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -15,11 +15,14 @@ from harness.pidspace import pick_free
 from harness.profiles import Profile, SpawnRequest
 from harness.programs import chain, pids_step, program, read_file_step
 
+if TYPE_CHECKING:
+    from harness.targets.base import Target
+
 
 class Calls:
     """Calls of one profile on the target, in chains built on demand (cached by the agent)."""
 
-    def __init__(self, target: Any, profile: Profile) -> None:
+    def __init__(self, target: Target, profile: Profile) -> None:
         self.target = target
         self.profile = profile
 
@@ -64,7 +67,7 @@ class Calls:
 
 
 @pytest.fixture
-def calls(target: Any, profile: Profile) -> Calls:
+def calls(target: Target, profile: Profile) -> Calls:
     return Calls(target, profile)
 
 
@@ -76,7 +79,7 @@ def hypothesis_profile(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def needs_ns_last_pid(target: Any) -> None:
+def needs_ns_last_pid(target: Target) -> None:
     """Tests that occupy pids or move cursors need /proc/sys/kernel/ns_last_pid."""
     features = target.info.extra.get("agent", {}).get("features", {})
     if not features.get("ns_last_pid", True):
