@@ -71,6 +71,10 @@ def _add_repro_and_peers(sub: argparse._SubParsersAction) -> None:
                        help="also write a standalone C reproducer; its expectations are this kernel's outcomes")
     peers = sub.add_parser("peers", help="run the kernel's own clone3 selftests on a kernel (the mutation peers)")
     add_kernel_choice(peers)
+    trace = sub.add_parser("trace", help="write docs/TRACEABILITY.md: NOTES.md rules -> tests -> mutants, and the gaps")
+    trace.add_argument("--out", type=Path, default=None, metavar="FILE", help="instead of docs/TRACEABILITY.md")
+    trace.add_argument("--mutants-json", type=Path, default=None, metavar="FILE",
+                       help="a `harness mutants` mutants.json: count a mutant only where a test of the rule killed it")
 
 
 def _add_mutants(sub: argparse._SubParsersAction) -> None:
@@ -126,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "fuzz":
             from .commands import fuzz_command
             return fuzz_command(args)
+        if args.command == "trace":
+            from .trace import trace_command
+            return trace_command(args)
         if args.command == "bench":
             from .bench import bench_command
             return bench_command(args)

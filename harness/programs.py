@@ -58,6 +58,18 @@ def release_step(name: str, at: int | None = None) -> Step:
     return step
 
 
+def unshare_step(at: int = 0) -> Step:
+    """unshare(CLONE_NEWPID) in a level's process: its later children go into a new pid namespace (its own
+    active one is unchanged); undone at the end of the program. Result {"errno": n}."""
+    return {"op": "unshare", "at": at}
+
+
+def setns_step(pidns_of: str, at: int = 0) -> Step:
+    """setns(CLONE_NEWPID) into the pid namespace of the level's held process `pidns_of`: the level's later
+    children are created there; undone at the end of the program. Result {"errno": n}."""
+    return {"op": "setns", "at": at, "pidns_of": pidns_of}
+
+
 def pids_step() -> Step:
     return {"op": "pids"}
 

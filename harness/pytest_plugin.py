@@ -16,6 +16,8 @@ from .errors import GuestCrash, HarnessError
 from .hypothesis_profiles import race_rounds_default, register
 from .interrupt import interrupt_on_termination
 from .profiles import ALL_PROFILES, ID_PROFILES, IdProfile, Profile, make_profile
+from .repro import predicted
+from .repro.asserted import write_c
 from .repro.record import Recording, save
 from .summary import CRASH_PROPERTY, SummaryCollector
 from .targets.base import Target, TargetInfo
@@ -178,6 +180,13 @@ class _Session:
 
 _SESSION_KEY = pytest.StashKey[_Session]()
 _CONSOLE_MARK = pytest.StashKey[Any]()
+_COMPARED: list[tuple[Any, Any]] = []  # failed `==` comparisons of the test in flight: its C reproducer
+
+
+def pytest_assertrepr_compare(config: pytest.Config, op: str, left: Any, right: Any) -> None:
+    """Remember what a failing assert compared (pytest's own explanation is kept)."""
+    if op == "==":
+        _COMPARED.append((left, right))
 
 
 def _session(config: pytest.Config) -> _Session:
@@ -239,6 +248,8 @@ def id_profile(request: pytest.FixtureRequest, target: Any) -> IdProfile:
 def _fresh_recording(request: pytest.FixtureRequest) -> None:
     """Each test's reproducer holds only its own programs."""
     session = request.config.stash.get(_SESSION_KEY, None)
+    _COMPARED.clear()
+    predicted.clear()
     if session is not None and session.target is not None:
         info = session.target.info
         session.target.recording = Recording(test=request.node.nodeid, kernel=info.kernel, target=info.name)
@@ -274,7 +285,8 @@ def _save_reproducer(item: pytest.Item, target: Target, report: pytest.TestRepor
     if results is None or recording is None or not recording.runs or recording.test != item.nodeid:
         return
     path = save(recording, Path(results) / "repro")
-    report.sections.append(("reproducer", f"python -m harness repro {path}"))
+    _, c_line = write_c(recording, path, list(_COMPARED))
+    report.sections.append(("reproducer", f"python -m harness repro {path}\n{c_line}"))
 
 
 @pytest.hookimpl(hookwrapper=True)

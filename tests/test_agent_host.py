@@ -19,7 +19,9 @@ from harness.programs import (
     race_step,
     read_file_step,
     release_step,
+    setns_step,
     syscall_step,
+    unshare_step,
     write_file_step,
 )
 from harness.targets.host import HostTarget
@@ -280,6 +282,24 @@ def test_sp_child_stores_its_stack_pointer_where_a_clone_vm_caller_sees_it(targe
     assert res["child_exit"] == 0 and res["read"][0] == "00" * 8, "without CLONE_VM the store stays in the child"
 
 
+CLONE_SETTLS = 0x80000
+
+
+def test_fs_child_stores_the_fs_base_clone_settls_gave_it(target):
+    from harness.programs import SP_SLOT
+    tls = ARENA + 0x7000
+    fs_base = []
+    for flags, arg in ((0, 0), (CLONE_SETTLS, tls), (CLONE_SETTLS, 0)):
+        step = syscall_step(SYS_CLONE, [flags | CLONE_VM | CLONE_VFORK | SIGCHLD, 0, 0, 0, arg], clone=True,
+                            child="fs", read=[(SP_SLOT, 8)])
+        res = target.run(program([step]))["steps"][0]
+        assert res["ret"] > 0 and res["child_exit"] == 0, res
+        fs_base.append(int.from_bytes(bytes.fromhex(res["read"][0]), "little"))
+    inherited, set_, zero = fs_base
+    assert inherited not in (0, tls), "without CLONE_SETTLS the child has the caller's fs base (glibc's TLS)"
+    assert (set_, zero) == (tls, 0)
+
+
 # --- race: racers live across rounds, setup/check steps, park children, pidns_of, prepare (issue 6) ---
 
 CLONE_NEWPID = 0x20000000
@@ -349,3 +369,47 @@ def test_a_failing_racer_aborts_the_race_and_leaves_no_racer_behind(target):
         target.run(program([race_step([_park_step(1, [1901]), bad], rounds=3)], chain(1)))
     after = target.run(program([pids_step()], chain(1)))["steps"][0]["nspids"]
     assert sorted(after) == sorted(before)
+
+
+def fork_step(at: int, child: str = "report", name: str | None = None, flags: int = 0) -> dict:
+    return syscall_step(SYS_CLONE, [flags | SIGCHLD, 0, 0, 0, 0], at=at, clone=True, child=child, name=name)
+
+
+def test_unshare_puts_the_levels_later_children_in_a_new_namespace_until_the_program_ends(target):
+    spec = chain(1)
+    res = target.run(program([unshare_step(at=1), fork_step(1, child="hold"), fork_step(1),
+                              syscall_step(SYS_GETPID, at=1)], spec))
+    unshared, init, second, getpid = res["steps"]
+    assert unshared == {"errno": 0}
+    assert len(init["child"]["nspid"]) == 3 and init["child"]["nspid"][-1] == 1 and init["child"]["getpid"] == 1
+    assert second["child"]["nspid"][-1] == 2
+    assert getpid["ret"] == 1, "the worker's own pid namespace did not change"
+    after = target.run(program([fork_step(1)], spec))["steps"][0]
+    assert len(after["child"]["nspid"]) == 2, "the next program's children are in the level's own namespace"
+
+
+def test_unshare_twice_or_without_cap_sys_admin_is_refused(target):
+    res = target.run(program([unshare_step(at=1), unshare_step(at=1)], chain(1)))
+    assert [s["errno"] for s in res["steps"]] == [0, errno.EINVAL]
+    res = target.run(program([unshare_step(at=1), fork_step(1)], chain(1, caps={1: []})))
+    assert res["steps"][0]["errno"] == errno.EPERM
+    assert len(res["steps"][1]["child"]["nspid"]) == 2
+
+
+def test_no_fork_in_an_unshared_namespace_whose_init_has_exited(target):
+    res = target.run(program([unshare_step(at=1), fork_step(1), fork_step(1)], chain(1)))
+    _, init, late = res["steps"]
+    assert init["child"]["nspid"][-1] == 1 and init["child_exit"] == 0
+    assert (late["ret"], late["errno"]) == (-1, errno.ENOMEM)
+
+
+def test_setns_puts_the_levels_later_children_in_a_held_processs_namespace(target):
+    spec = chain(1)
+    res = target.run(program([fork_step(1, child="hold", name="init", flags=CLONE_NEWPID),
+                              setns_step("init", at=1), fork_step(1)], spec))
+    init, joined, child = res["steps"]
+    assert joined == {"errno": 0}
+    assert len(child["child"]["nspid"]) == 3 and child["child"]["nspid"][-1] == 2
+    assert len(target.run(program([fork_step(1)], spec))["steps"][0]["child"]["nspid"]) == 2
+    with pytest.raises(ProgramError, match="no held process"):
+        target.run(program([setns_step("nobody", at=1)], spec))

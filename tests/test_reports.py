@@ -1,4 +1,5 @@
-"""A run on a mutant kernel leaves junit.xml, summary.json, KTAP and a reproducer that fails there only."""
+"""A run on a mutant kernel leaves junit.xml, summary.json, KTAP and reproducers (JSON, and C built from the
+failed assertion) that fail there only."""
 
 from __future__ import annotations
 
@@ -43,6 +44,13 @@ def test_a_mutant_run_leaves_reports_and_a_c_reproducer_that_fails_only_there(tm
     ktap = (results / "results.ktap").read_text()
     assert "not ok 1 test_busy_pid_is_refused_with_the_profiles_errno_and_no_child[eclone]" in ktap
     (recording,) = (results / "repro").glob("*.json")
+    (left,) = (results / "repro").glob("*.c")  # beside the JSON: its expectation is the test's assertion
+    assert left.stem == recording.stem and "expected: the test's failed assertion" in left.read_text()
+    subprocess.run(["gcc", "-static", "-O1", "-o", str(tmp_path / "left-static"), str(left)], check=True)
+    subprocess.run(["gcc", "-O1", "-o", str(tmp_path / "left"), str(left)], check=True)  # smaller over ttyS1
+    mutant = build_kernel(reference_request(extra_patches=(MUTANT,)))
+    assert run_binary(mutant, tmp_path / "left")["status"] == 1
+    assert run_binary(reference_kernel, tmp_path / "left")["status"] == 0
 
     source = tmp_path / "repro.c"
     replay = harness("repro", str(recording), "--c", str(source))  # on the reference kernel: behaves differently
@@ -53,6 +61,6 @@ def test_a_mutant_run_leaves_reports_and_a_c_reproducer_that_fails_only_there(tm
 
     on_reference = run_binary(reference_kernel, binary)
     assert on_reference["status"] == 0, on_reference["stdout"]
-    on_mutant = run_binary(build_kernel(reference_request(extra_patches=(MUTANT,))), binary)
+    on_mutant = run_binary(mutant, binary)
     assert on_mutant["status"] == 1, on_mutant["stdout"]
     assert "expected EBUSY: MISMATCH" in on_mutant["stdout"]

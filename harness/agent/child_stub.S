@@ -10,6 +10,7 @@
  *   2 report write getpid() (4 bytes) + the text of /proc/self/status to wfd in one write, exit(0)
  *   3 hold   like report, then pause() until killed
  *   4 park   pause() until killed, reporting nothing
+ *   5 fs     store the fs base (arch_prctl ARCH_GET_FS: the tls CLONE_SETTLS gave it) at SP_SLOT, exit(0)
  * With I386 (0x100) or-ed into mode the call goes through `int 0x80` (the i386 compat table: eax = nr,
  * ebx, ecx, edx, esi, edi, ebp = a1..a6, of which the kernel takes the low 32 bits); the child then does
  * what the low byte says. A kernel without IA32 emulation answers int 0x80 with SIGSEGV: ask
@@ -64,6 +65,14 @@ i386:
 	pop rbp
 	jmp parent
 child:
+	cmp rbx, 5
+	jne not_fs
+	mov eax, 158			/* arch_prctl(ARCH_GET_FS, SP_SLOT) */
+	mov edi, 0x1003
+	movabs rsi, SP_SLOT
+	syscall
+	jmp die
+not_fs:
 	cmp rbx, 1
 	jne not_sp
 	movabs rcx, SP_SLOT

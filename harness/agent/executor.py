@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from . import libc, procfs, race_level, steps, wire
+from . import libc, pidns_switch, procfs, race_level, steps, wire
 from .reaper import Reaper
 
 TYPE_CHECKING = False  # typing and collections.abc cost ~80 ms of a cold start under TCG: annotations only
@@ -21,11 +21,14 @@ class Executor:
         self.reaper = Reaper()
         self.holders = steps.Holders(self.reaper)
         self.racers = race_level.LevelRacers(self.holders)
+        self.pidns = pidns_switch.PidnsSwitch()  # unshare/setns steps: where this level's children go
 
     def handle(self, req: dict[str, Any]) -> Any:
         """Dispatch one request; raises StepError (or anything) on failure."""
         op = req["op"]
         if op == "step":
+            if req["step"].get("op") in ("unshare", "setns"):
+                return pidns_switch.run(req["step"], self.pidns, self.holders)
             return steps.run_simple(req["step"], self.holders)
         if op == "spawn":
             return self.spawn(req)
@@ -35,6 +38,7 @@ class Executor:
             self.racers.kill_all()
             self.holders.clear(bool(req.get("keep")), bool(req.get("everything")))
             self.reaper.reap_orphans()
+            self.pidns.restore()
             return None
         if op == "caps":
             libc.capset([int(c) for c in req["caps"]])

@@ -57,7 +57,7 @@ class Holders:
         self.recent = set()
 
 
-STUB_MODES = ("report", "hold", "exit", "sp")
+STUB_MODES = ("report", "hold", "exit", "sp", "fs")
 
 
 def keep_in_children() -> list[tuple[int, int]]:
@@ -136,7 +136,7 @@ def invoke_syscall(step: dict[str, Any], holders: Holders) -> dict[str, Any]:
                 holders.add(ret, step.get("as"))
             else:
                 result["child_exit"] = holders.reaper.wait(ret)
-        elif ret > 0 and mode in ("exit", "sp"):
+        elif ret > 0 and mode in ("exit", "sp", "fs"):
             result["child_exit"] = holders.reaper.wait(ret)
     finally:
         if rfd >= 0:

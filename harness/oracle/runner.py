@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..profiles import Profile, SpawnRequest
 from ..programs import program
+from ..repro import predicted
 from .check import describe, describe_result, result_disagreements, state_disagreements
 from .effects import after_spawn
 from .model import ChainState
@@ -130,6 +131,7 @@ def judge(profile: str, spawn: Spawn, run: Run, res: dict[str, Any], held: bool,
     outcome = predict(before, spawn, rules_for(profile))
     problems = result_disagreements(outcome, spawn, res, before)
     if problems:
+        predicted.note(res, outcome.errno, outcome.nspid)  # the failed test's C reproducer expects this
         return Verdict(profile, spawn, outcome, res, run, problems, list(history))
     nspid = res["child"]["nspid"] if res.get("child") else None
     expected = after_spawn(before, spawn, outcome, nspid, held and outcome.ok)

@@ -19,7 +19,8 @@ from ..race_invariant import full_vector, group_key
 RUNTIME = Path(__file__).with_name("runtime.c")
 RACE_RUNTIME = Path(__file__).with_name("runtime_race.c")
 OPS = {"syscall": "OP_SYSCALL", "occupy": "OP_OCCUPY", "release": "OP_RELEASE", "read_file": "OP_READ_FILE",
-       "write_file": "OP_WRITE_FILE", "pids": "OP_NOP", "exec": "OP_EXEC", "race": "OP_RACE", "exit": "OP_EXIT"}
+       "write_file": "OP_WRITE_FILE", "pids": "OP_NOP", "exec": "OP_EXEC", "race": "OP_RACE", "exit": "OP_EXIT",
+       "unshare": "OP_UNSHARE", "setns": "OP_SETNS"}
 CHILD_MODES = {"report": "CHILD_REPORT", "hold": "CHILD_HOLD", "exit": "CHILD_EXIT", "park": "CHILD_PARK"}
 RACER_OPS = ("syscall", "release", "write_file", "read_file", "exit")
 PREPARE_OPS = ("syscall", "occupy", "write_file", "read_file", "release")
@@ -94,7 +95,8 @@ def _step(step: dict[str, Any], race: int = -1) -> str:
               f".writes = {_mems(writes)}", f".nreads = {len(reads)}", f".reads = {_mems(reads)}",
               f".clone = {int(bool(step.get('clone')))}",
               f".clone_mode = {CHILD_MODES.get(step.get('child', 'report'), 'CHILD_REPORT')}",
-              f".name = {_c_string(step.get('as', step.get('name')))}", f".pid = {int(step.get('pid', 0))}",
+              f".name = {_c_string(step.get('as', step.get('name', step.get('pidns_of'))))}",
+              f".pid = {int(step.get('pid', 0))}",
               f".path = {_c_string(step.get('path'))}", f".data = {_c_string(data)}",
               f".data_len = {len(data)}", f".mode = {int(step.get('mode', 0))}", f".race = {race}"]
     if op == "exec":

@@ -51,7 +51,8 @@ struct result {
 	char data[1024];
 };
 
-enum { OP_SYSCALL, OP_OCCUPY, OP_RELEASE, OP_READ_FILE, OP_WRITE_FILE, OP_NOP, OP_EXEC, OP_RACE, OP_EXIT };
+enum { OP_SYSCALL, OP_OCCUPY, OP_RELEASE, OP_READ_FILE, OP_WRITE_FILE, OP_NOP, OP_EXEC, OP_RACE, OP_EXIT, OP_UNSHARE,
+       OP_SETNS };
 enum { CHILD_REPORT, CHILD_HOLD, CHILD_EXIT, CHILD_PARK };
 
 struct level { int userns, drop, ncaps, caps[64]; };
@@ -346,6 +347,33 @@ static void run_release(const struct step *s, struct result *res)
 	}
 }
 
+/* unshare(CLONE_NEWPID), or setns(CLONE_NEWPID) into held process `name`'s namespace: later children go there */
+static void run_pidns(const struct step *s, struct result *res)
+{
+	int i, fd;
+
+	if (s->op == OP_UNSHARE) {
+		res->ret = unshare(CLONE_NEWPID);
+		res->err = res->ret < 0 ? errno : 0;
+		return;
+	}
+	res->ret = -1;
+	res->err = ESRCH;
+	for (i = 0; i < nheld; i++) {
+		if (held[i].pid && !strcmp(held[i].name, s->name)) {
+			fd = (int)syscall(SYS_pidfd_open, held[i].pid, 0);
+			if (fd < 0) {
+				res->err = errno;
+				return;
+			}
+			res->ret = setns(fd, CLONE_NEWPID);
+			res->err = res->ret < 0 ? errno : 0;
+			close(fd);
+			return;
+		}
+	}
+}
+
 static void run_file(const struct step *s, struct result *res)
 {
 	int fd;
@@ -456,6 +484,10 @@ static void run_step(const struct step *s, struct result *res)
 		break;
 	case OP_EXEC:
 		run_exec(s, res);
+		break;
+	case OP_UNSHARE:
+	case OP_SETNS:
+		run_pidns(s, res);
 		break;
 	default:
 		break;
