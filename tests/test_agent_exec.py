@@ -143,3 +143,15 @@ def test_a_static_binary_dropped_by_write_file_runs_at_a_nested_level(target, tm
                               exec_step([tmp_name], at=1)], chain(1), fresh_chain=True))
     assert res["steps"][0] == {"errno": 0}
     assert (res["steps"][1]["status"], res["steps"][1]["stdout"]) == (7, "pid 2\n")
+
+
+def test_pid_max_is_read_again_only_after_steps_that_may_write_files():
+    from harness.agent.program import only_calls_and_reads
+    spawn = {"op": "syscall", "nr": 435, "clone": True}
+    assert only_calls_and_reads([spawn, {"op": "pids"}, {"op": "read_file", "path": "x"}, {"op": "occupy", "pid": 5}])
+    assert only_calls_and_reads([{"op": "sweep", "step": spawn}, {"op": "race", "racers": [spawn]}])
+    assert not only_calls_and_reads([{"op": "write_file", "path": "/proc/sys/kernel/pid_max", "data": "500"}])
+    assert not only_calls_and_reads([{"op": "syscall", "nr": 1}])  # a raw write(2) could
+    assert not only_calls_and_reads([{"op": "exec", "argv": ["/tmp/x"]}])
+    assert not only_calls_and_reads([{"op": "race", "racers": [spawn], "setup": [{"op": "write_file"}]}])
+    assert not only_calls_and_reads([{"op": "sweep", "step": {"op": "syscall", "nr": 1}}])
