@@ -85,11 +85,20 @@ class Races:
         """A racer that calls the profile's syscall with `pids` (outermost first, ending at the caller's level
         `at`). A root-anchored call (spec table) gets the vector padded with 0s (the kernel picks) for the
         levels above it, so that it names the same levels (NOTES.md: pids[0] is level 0)."""
-        if pids is not None and spec_of(self.profile.name).anchor == "root":
-            pids = [0] * (at + 1 - len(pids)) + list(pids)
+        pids = self.vector(pids, at)
         step = self.profile.spawn_step(SpawnRequest(at=at, pids=None if pids is None else tuple(pids),
                                                     flags=flags, child=child))
         return {**step, **fields}
+
+    def vector(self, pids: Sequence[int] | None, at: int) -> tuple[int, ...] | None:
+        """The vector the call gets for `pids` (outermost first, ending at level `at`): as is, or for a
+        root-anchored call padded with 0s above, so it names the same levels. The oracle must be asked
+        about this vector, not `pids`."""
+        if pids is None:
+            return None
+        if spec_of(self.profile.name).anchor == "root":
+            return (0,) * (at + 1 - len(pids)) + tuple(pids)
+        return tuple(pids)
 
     def free(self, levels: int | Sequence[int], spec: dict) -> list[int]:
         return pick_free(self.target, levels, spec)

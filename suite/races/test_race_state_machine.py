@@ -294,7 +294,8 @@ class RacesOverNamespaceState(RuleBasedStateMachine):
         assert before is not None and self.model is not None
         plan = plan_race(shape, before, self._held(), self.profile.zero_means_auto)
         self._note("race", racers=list(plan.racers), fork_near=plan.fork_near, rounds=self.rounds)
-        alone = [0 if r.pids is None else predict(before, Spawn(r.at, r.pids), rules_for(self.profile.name)).errno
+        alone = [0 if r.pids is None else predict(before, Spawn(r.at, self.races.vector(r.pids, r.at)),
+                                                  rules_for(self.profile.name)).errno
                  for r in plan.racers]
         near = plan.fork_near
         setup = [write_file_step(NS_LAST_PID, str(near[1] - 1), at=near[0])] if near else []
