@@ -8,9 +8,10 @@ import errno
 import pytest
 
 from harness.oracle.sync import NS_LAST_PID
-from harness.programs import chain, occupy_step, program, release_step, sleep_step, write_file_step
+from harness.programs import chain, occupy_step, release_step, write_file_step
 
 from ..spec import ANCHORED_AT_THE_CALLERS_SIDE, PASS_ZERO_AS_AUTO
+from .namespace_limits import assert_refused_newpid_calls_give_their_namespace_back
 
 
 @pytest.mark.parametrize("busy_level", [0, 1])
@@ -74,9 +75,6 @@ def test_refused_call_leaves_the_chains_tasks_unchanged(calls, profile, needs_ns
 
 
 
-MAX_PID_NAMESPACES = "/proc/sys/user/max_pid_namespaces"
-NS_LIMIT = 2  # per user namespace; the chain's own level-1 pid namespace takes one
-RCU_WAIT = 0.5  # a dropped pid namespace gives its count back from an RCU callback (delayed_free_pidns)
 
 
 @pytest.mark.profiles(*ANCHORED_AT_THE_CALLERS_SIDE)  # short vectors end at the caller's level
@@ -85,20 +83,6 @@ def test_refused_calls_with_a_new_namespace_free_that_namespace(calls, profile):
     call survives). A leaked reference is invisible to the call itself, but the user namespace's
     max_pid_namespaces count is never given back: with one namespace left under the limit, every
     refusal after the first would fail with ENOSPC, and so would a plain CLONE_NEWPID after them."""
-    spec = chain(1, userns_at=[1])
     # level 1's pid 1 is its init, so busy; a profile that names the new namespace's pid asks for 1 there
     busy = [1, 1] if profile.needs_init_pid_first else [1]
-    steps, refusals = [write_file_step(MAX_PID_NAMESPACES, str(NS_LIMIT), at=1)], []
-    for _ in range(NS_LIMIT + 1):  # each after a wait, so a correct kernel has the count back every time
-        refusals.append(len(steps) + 1)
-        steps += [sleep_step(RCU_WAIT, at=1), calls.step(busy, at=1, newpid=True)]
-    plain = len(steps) + 1
-    steps += [sleep_step(RCU_WAIT, at=1), calls.step(None, at=1, newpid=True),
-              write_file_step(MAX_PID_NAMESPACES, str(2**31 - 1), at=1)]
-    results = calls.target.run(program(steps, spec, fresh_chain=True))["steps"]
-    assert results[0] == {"errno": 0}, f"cannot set {MAX_PID_NAMESPACES} at level 1: {results[0]}"
-    refused = [(results[i]["errno"], results[i]["child"]) for i in refusals]
-    assert refused == [(profile.busy_errno, None)] * len(refusals), "ENOSPC (28): a refused call kept its namespace"
-    after = results[plain]
-    assert after["errno"] == 0, f"no new pid namespace after {len(refusals)} refused ones: {after}"
-    assert after["child"]["nspid"][-1] == 1
+    assert_refused_newpid_calls_give_their_namespace_back(calls, profile.busy_errno, busy)

@@ -11,9 +11,10 @@ import errno
 import pytest
 
 from harness.oracle.sync import NS_LAST_PID
-from harness.programs import chain, program, sleep_step, write_file_step
+from harness.programs import chain, write_file_step
 
 from ..spec import ROOT_ANCHORED
+from .namespace_limits import assert_refused_newpid_calls_give_their_namespace_back
 
 pytestmark = pytest.mark.profiles(*ROOT_ANCHORED)
 
@@ -111,30 +112,13 @@ def test_foreign_outer_level_frees_the_own_inner_ones(calls):
     assert again["errno"] == 0 and again["child"]["nspid"][1] == inner
 
 
-MAX_PID_NAMESPACES = "/proc/sys/user/max_pid_namespaces"
-NS_LIMIT = 2  # per user namespace; the chain's own level-1 pid namespace takes one
-RCU_WAIT = 0.5  # a dropped pid namespace gives its count back from an RCU callback (delayed_free_pidns)
 
 
 def test_refused_calls_with_a_new_namespace_free_that_namespace(calls, profile):
     """As test_atomicity's caller-anchored version: level 1's pid 1 is its init, so busy; the vector pads
     level 0 (no privilege is needed for a 0) and names level 1; the new namespace is the kernel's."""
-    spec = chain(1, userns_at=[1])
     busy = [0, 1]
-    steps, refusals = [write_file_step(MAX_PID_NAMESPACES, str(NS_LIMIT), at=1)], []
-    for _ in range(NS_LIMIT + 1):
-        refusals.append(len(steps) + 1)
-        steps += [sleep_step(RCU_WAIT, at=1), calls.step(busy, at=1, newpid=True)]
-    plain = len(steps) + 1
-    steps += [sleep_step(RCU_WAIT, at=1), calls.step(None, at=1, newpid=True),
-              write_file_step(MAX_PID_NAMESPACES, str(2**31 - 1), at=1)]
-    results = calls.target.run(program(steps, spec, fresh_chain=True))["steps"]
-    assert results[0] == {"errno": 0}, f"cannot set {MAX_PID_NAMESPACES} at level 1: {results[0]}"
-    refused = [(results[i]["errno"], results[i]["child"]) for i in refusals]
-    assert refused == [(profile.busy_errno, None)] * len(refusals), "ENOSPC (28): a refused call kept its namespace"
-    after = results[plain]
-    assert after["errno"] == 0, f"no new pid namespace after {len(refusals)} refused ones: {after}"
-    assert after["child"]["nspid"][-1] == 1
+    assert_refused_newpid_calls_give_their_namespace_back(calls, profile.busy_errno, busy)
 
 
 def test_deepest_caller_sets_32_levels_and_the_kernel_picks_the_root(target, calls):

@@ -8,7 +8,7 @@ from __future__ import annotations
 from harness.programs import chain, program, sleep_step, write_file_step
 
 from ..spec import spec_of
-from .test_atomicity import MAX_PID_NAMESPACES, NS_LIMIT, RCU_WAIT
+from .namespace_limits import MAX_PID_NAMESPACES, NS_LIMIT, RCU_WAIT
 
 ROUNDS = 3
 
