@@ -57,6 +57,10 @@ class Channel:
             return None
         return self.sock.recv(65536)
 
+    def has_line(self) -> bool:
+        """A whole line is already buffered (a read brought several): recv_line returns it at once."""
+        return b"\n" in self._buf
+
     def recv_line(self, timeout: float) -> str | None:
         """The next line without its newline, or None at the deadline; EOFError when QEMU is gone."""
         deadline = time.monotonic() + timeout
@@ -229,7 +233,8 @@ class Vm:
             crash = self.crash()
             if crash:
                 raise BootCrash(f"kernel crashed during boot: {crash.title}")
-            ready = select.select(open_channels, [], [], min(0.2, max(deadline - time.monotonic(), 0)))[0]
+            buffered = [chan for chan in open_channels if chan.has_line()]  # select cannot see these
+            ready = buffered or select.select(open_channels, [], [], min(0.2, max(deadline - time.monotonic(), 0)))[0]
             for chan in ready:
                 event = self._ready_line(chan, open_channels)
                 if event is not None:

@@ -104,3 +104,22 @@ def test_missing_qemu_is_an_env_error(initrd, test_kernel):
     with pytest.raises(EnvError, match="qemu-system-nonexistent not found: run ./setup.sh"):
         vm.start()
     vm.close()
+
+
+def test_ready_after_noise_in_the_same_read_is_seen(tmp_path):
+    """Noise and the ready line arriving in one read: the ready line waits in the channel's buffer, where
+    select() cannot see it (a guest that printed a line before ready hung the wait until its deadline)."""
+    import socket
+
+    from harness.vm import Channel
+    a, b = socket.socketpair()
+    vm = Vm(Path("k"), Path("i"), QemuConfig())
+    try:
+        vm.channels = [Channel(a)]
+        vm.proc = None
+        b.sendall(b'noise before ready\n{"event": "ready", "info": {"x": 1}}\n')
+        assert vm.wait_ready(2)["info"] == {"x": 1}
+    finally:
+        a.close()
+        b.close()
+        vm.close()
