@@ -155,3 +155,24 @@ def test_pid_max_is_read_again_only_after_steps_that_may_write_files():
     assert not only_calls_and_reads([{"op": "exec", "argv": ["/tmp/x"]}])
     assert not only_calls_and_reads([{"op": "race", "racers": [spawn], "setup": [{"op": "write_file"}]}])
     assert not only_calls_and_reads([{"op": "sweep", "step": {"op": "syscall", "nr": 1}}])
+
+
+def test_exec_programs_get_every_cpu_the_agent_started_with(monkeypatch):
+    """The agent pins itself (and its workers) to one CPU; a program it execs (a C reproducer racing its
+    own threads, the kernel's selftests) must get them all back."""
+    import os
+
+    from harness.agent import affinity, exec_step
+    from harness.agent.reaper import Reaper
+    want = sorted(os.sched_getaffinity(0))
+    if len(want) < 2:
+        pytest.skip("one CPU: nothing to pin away")
+    monkeypatch.setattr(affinity, "race_cpus", lambda: want)
+    os.sched_setaffinity(0, {want[0]})  # as the agent after pin_home()
+    try:
+        res = exec_step.run_exec({"op": "exec", "argv": ["/usr/bin/python3", "-c",
+                                                          "import os; print(sorted(os.sched_getaffinity(0)))"],
+                                  "timeout": 10}, Reaper())
+    finally:
+        os.sched_setaffinity(0, want)
+    assert res["status"] == 0 and res["stdout"].strip() == str(want)

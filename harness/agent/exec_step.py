@@ -7,6 +7,7 @@ import select
 import signal
 import time
 
+from . import affinity
 from .reaper import Reaper
 
 TYPE_CHECKING = False  # typing and collections.abc cost ~80 ms of a cold start under TCG: annotations only
@@ -33,6 +34,7 @@ def _child(argv: list[str], env: dict[str, str], out_w: int, err_w: int) -> None
         os.closerange(3, 1 << 16)
         for sig in (signal.SIGPIPE, signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, signal.SIG_DFL)
+        os.sched_setaffinity(0, affinity.race_cpus())  # the agent sits on one CPU; a program gets them all
         os.execvpe(argv[0], argv, env)
     except BaseException as e:
         try:
