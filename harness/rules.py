@@ -250,6 +250,8 @@ RULES: tuple[Rule, ...] = (
        f"{ID}test_next_id::test_each_level_gets_its_chosen_pid_x0_innermost "
        f"{ID}test_next_id::test_a_single_id_names_the_childs_own_namespace "
        f"{ID}test_next_id::test_a_busy_outer_pid_is_ebusy_and_the_inner_one_is_given_back "
+       f"{ID}test_next_id::test_with_clone_newpid_x0_is_the_new_namespaces_pid_1 "
+       f"{ID}test_next_id::test_the_creation_follows_clone3s_rules "
        f"{ID}test_chosen_id::test_the_next_object_gets_the_chosen_id "
        f"{ID}test_chosen_id::test_a_busy_id_gives_what_the_spec_says",
        "next-id-reversed-order next-id-busy-takes-next"),
@@ -261,7 +263,8 @@ RULES: tuple[Rule, ...] = (
        f"{ID}test_next_id::test_a_creation_naming_its_own_pids_clears_them",
        "next-id-not-one-shot"),
     _r("N-NEXT-ID-WRITER", "next_id (seed 004)", "only the thread itself may write its file (EPERM, even as root)",
-       NEXT_ID, f"{ID}test_next_id::test_another_processes_file_is_eperm_even_for_root",
+       NEXT_ID, f"{ID}test_next_id::test_another_processes_file_is_eperm_even_for_root "
+       f"{ID}test_next_id::test_the_file_is_per_thread_only",
        "next-id-any-thread-may-write"),
     _r("N-NEXT-ID-SYNTAX", "next_id (seed 004)", "LONG<n> X0 .. X<n-1> / LONG X, n 1..33, plain decimal up to "
        "LONG_MAX, "

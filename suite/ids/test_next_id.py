@@ -57,6 +57,55 @@ def test_a_busy_outer_pid_is_ebusy_and_the_inner_one_is_given_back(ids, id_profi
     assert (again["errno"], again["ret"]) == (0, inner), again
 
 
+CLONE_NEWPID = 0x20000000
+
+
+def test_with_clone_newpid_x0_is_the_new_namespaces_pid_1(ids, id_profile):
+    spec = ids.chain(1)
+    ids.start(spec, own_ipc_at=())
+    (outer,) = pick_free(ids.target, [1], spec)
+    newpid = syscall_step(SYS_CLONE, [CLONE_NEWPID | signal.SIGCHLD, 0, 0, 0, 0, 0], at=1, clone=True)
+    made = ids.run([*id_profile.chain_steps([1, outer], at=1), newpid], spec)[-1]
+    assert (made["errno"], made["ret"]) == (0, outer), made
+    assert made["child"]["nspid"][1:] == [outer, 1]
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("more_ids_than_levels", errno.EINVAL),
+    ("above_pid_max", errno.EINVAL),
+    ("first_pid_of_a_new_namespace_not_1", errno.EINVAL),
+    ("outer_level_without_privilege", errno.EPERM),
+])
+def test_the_creation_follows_clone3s_rules(ids, id_profile, case, expected):
+    """The write accepts any syntactically valid ids; the creation judges them (and consumes them)."""
+    spec = ids.chain(2)
+    ids.start(spec, own_ipc_at=())
+    inner, middle = pick_free(ids.target, [2, 1], spec)
+    create = id_profile.create_step(at=2)
+    if case == "more_ids_than_levels":
+        vector = [inner, middle, 400, 401]
+    elif case == "above_pid_max":
+        vector = [LONG_MAX]
+    elif case == "first_pid_of_a_new_namespace_not_1":
+        vector = [5, inner]
+        create = syscall_step(SYS_CLONE, [CLONE_NEWPID | signal.SIGCHLD, 0, 0, 0, 0, 0], at=2, clone=True)
+    else:  # level 1 belongs to the level-1 user namespace, where level 2's worker has no capability
+        vector = [inner, middle]
+    write, made, read = ids.run([*id_profile.chain_steps(vector, at=2), create, id_profile.read_step(at=2)], spec)
+    assert write["errno"] == 0, write
+    assert made["errno"] == expected, made
+    assert read["data"] == ""
+
+
+def test_the_file_is_per_thread_only(ids, id_profile):
+    """/proc/<pid>/task/<tid>/next_id and /proc/thread-self/next_id, never /proc/<pid>/next_id."""
+    spec = ids.chain(1)
+    ids.start(spec, own_ipc_at=())
+    whole, thread = ids.run([read_file_step("/proc/self/next_id", at=1), id_profile.read_step(at=1)], spec)
+    assert whole["errno"] == errno.ENOENT, whole
+    assert thread.get("errno", 0) == 0 and thread["data"] == "", thread
+
+
 def test_the_ids_are_used_once_on_success(ids, id_profile):
     spec = ids.chain(1)
     ids.start(spec, own_ipc_at=())
