@@ -16,7 +16,8 @@ ALL = ("eclone", "clone_with_pids", "clone2", "clone3")
 NS_LAST_PID = ("ns_last_pid",)
 IPC = ("msg_next_id", "sem_next_id", "shm_next_id")
 NEXT_ID = ("next_id",)
-ID_ALL = NEXT_ID + NS_LAST_PID + IPC  # the write-then-create files (suite/ids, the `id_profile` fixture)
+NEXT_ID_IPC = ("next_id_msg", "next_id_sem", "next_id_shm")
+ID_ALL = NEXT_ID + NEXT_ID_IPC + NS_LAST_PID + IPC  # the write-then-create files (suite/ids, the `id_profile` fixture)
 
 
 @dataclass(frozen=True)
@@ -244,7 +245,7 @@ RULES: tuple[Rule, ...] = (
     _r("R-TLS", "clone_with_pids Rule", "the fifth argument is clone(2)'s tls (CLONE_SETTLS)", ("clone_with_pids",),
        f"{A}test_settls::test_clone_settls_gives_the_tls_argument_or_0_where_the_call_has_none",
        note="no mutant drops clone_with_pids' tls yet"),
-    # --- next_id (seed 004): the reference kernel's patch 0011 (processes; the SysV IPC form is not done yet) ---
+    # --- next_id (seed 004): the reference kernel's patches 0011 (processes) and 0012 (SysV IPC) ---
     _r("N-NEXT-ID-LEVELS", "next_id (seed 004)", "the next fork/clone takes the ids, X0 in the child's own namespace "
        "(innermost), X1 in its parent; clone3's rules, a busy pid -> EBUSY, atomic", NEXT_ID,
        f"{ID}test_next_id::test_each_level_gets_its_chosen_pid_x0_innermost "
@@ -277,8 +278,15 @@ RULES: tuple[Rule, ...] = (
        f"{ID}test_chosen_id::test_values_out_of_range_are_einval_and_change_nothing",
        "next-id-syntax-loose"),
     _r("N-NEXT-ID-IPC", "next_id (seed 004)", "SysV IPC: one pending id makes the next msgget/semget/shmget that "
-       "creates an object take exactly that id (EBUSY, EINVAL)", (),
-       note="not in the reference series yet (issue 16): patch 0011 has the process form only"),
+       "creates an object take exactly that id (index in use: EBUSY; n > 1 or index out of range: EINVAL); consumed "
+       "by a call that reaches the creation, kept by one that creates nothing; the sysctl is neither used nor reset",
+       NEXT_ID_IPC, f"{ID}test_chosen_id::test_the_next_object_gets_the_chosen_id "
+       f"{ID}test_chosen_id::test_a_busy_id_gives_what_the_spec_says "
+       f"{ID}test_next_id::test_an_ipc_creation_refuses_what_it_cannot_give_with_einval "
+       f"{ID}test_next_id::test_an_ipc_call_that_creates_nothing_keeps_the_id "
+       f"{ID}test_next_id::test_a_shmget_refused_at_the_creation_consumes_the_id "
+       f"{ID}test_next_id::test_next_id_wins_over_the_sysctl_and_leaves_it_set",
+       "next-id-ipc-busy-takes-next"),
     # --- ns_last_pid and {msg,sem,shm}_next_id (mainline; NOTES.md "next_id and its mainline descendants") ---
     _r("I-NS-LAST-PID", "ns_last_pid", "writing N sets the writer's active namespace's cursor (N in [0, pid_max], "
        "else EINVAL); the next process gets N+1 if free; CAP_SYS_ADMIN/CAP_CHECKPOINT_RESTORE over the owner",

@@ -104,6 +104,9 @@ ID_SPECS = {
     # privilege is judged at the creation, ids up to LONG_MAX are accepted by the write
     "next_id": IdSpec("next_id", "/proc/thread-self/next_id", "process", errno.EBUSY, errno.EPERM,
                       2**63 - 1, "empty", True, numeric=False),
+    # its SysV IPC form: one pending id is the next object's exact id (index in use: EBUSY, out of range: EINVAL)
+    **{f"next_id_{k}": IdSpec(f"next_id_{k}", "/proc/thread-self/next_id", k, errno.EBUSY, errno.EPERM,
+                              2**63 - 1, "empty", True, numeric=False) for k in ("msg", "sem", "shm")},
     # writing N sets the cursor: the next pid is N+1 if free, else the next free one; EPERM from the handler
     "ns_last_pid": IdSpec("ns_last_pid", "/proc/sys/kernel/ns_last_pid", "process", None, errno.EPERM,
                           "pid_max", "created", False),

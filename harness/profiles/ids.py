@@ -145,3 +145,14 @@ class NextIdProfile(IdProfile):
     def raw_steps(self, raw: str, at: int = 0) -> list[dict[str, Any]]:
         """The file written with exactly `raw` (syntax cases)."""
         return [write_file_step(self.path, raw, at=at)]
+
+
+class NextIdIpcProfile(NextIdProfile):
+    """next_id's SysV IPC form (patch 0012): one pending id is the exact id of the writer's next msg/sem/shm
+    object (index id % 32768, sequence id / 32768)."""
+
+    needs = "the reference kernel's next_id patches (qemu/patches/eclone/0011, 0012) and CONFIG_SYSVIPC"
+
+    def __init__(self, kind: str) -> None:
+        self.objects = kind
+        self.name = f"next_id_{kind}"

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from harness.pidspace import pick_free
 from harness.profiles import SpawnRequest, make_profile
-from harness.profiles.ids import LONG_MAX, SYS_CLONE, next_id_text
+from harness.profiles.ids import IPC_CREAT, IPC_PRIVATE, IPC_SEQ, LONG_MAX, SYS_CLONE, SYSV, next_id_text
 from harness.programs import chain, program, read_file_step, syscall_step, write_file_step
 
 pytestmark = pytest.mark.profiles("next_id")
@@ -270,3 +270,70 @@ def test_a_write_over_1024_bytes_is_einval(ids, id_profile):
     raw = "LONG2 1 " + "1" * 1020  # 1028 bytes, and 1020 digits overflow as well: checked on size first
     write, read = ids.run([*id_profile.raw_steps(raw, at=1), id_profile.read_step(at=1)], spec)
     assert (write["errno"], read["data"]) == (errno.EINVAL, "")
+
+
+# --- the SysV IPC form (patch 0012) ---
+
+IPC_FORMS = ("next_id_msg", "next_id_sem", "next_id_shm")
+
+
+@pytest.mark.profiles(*IPC_FORMS)
+@pytest.mark.parametrize("case", ["two_ids", "index_out_of_range"])
+def test_an_ipc_creation_refuses_what_it_cannot_give_with_einval(ids, id_profile, case):
+    """n > 1 pending ids, or an index at or above the namespace's msgmni/semmni/shmmni: EINVAL, nothing created,
+    the ids consumed."""
+    spec = ids.chain(1)
+    ids.start(spec)
+    raw = "LONG2 17 18" if case == "two_ids" else f"LONG {5 * IPC_SEQ + IPC_SEQ - 1}"
+    write, made, read = ids.run([*id_profile.raw_steps(raw, at=1), id_profile.create_step(at=1),
+                                 id_profile.read_step(at=1)], spec)
+    if made["errno"] == 0:
+        ids.run([id_profile.remove_step(made["ret"], at=1)], spec)
+    assert write["errno"] == 0, write
+    assert made["errno"] == errno.EINVAL, made
+    assert read["data"] == ""
+
+
+@pytest.mark.profiles(*IPC_FORMS)
+def test_an_ipc_call_that_creates_nothing_keeps_the_id(ids, id_profile):
+    """A get without IPC_CREAT on a missing key (ENOENT) keeps the pending id for the next creation."""
+    spec = ids.chain(1)
+    ids.start(spec)
+    want = ids.free_id(spec, 1)
+    nr = SYSV[id_profile.objects][0]
+    missing = syscall_step(nr, [0x5EED, 0, 0], at=1)
+    lookup, read, made = ids.run([*id_profile.choose_steps(want, at=1), missing, id_profile.read_step(at=1),
+                                  id_profile.create_step(at=1)], spec)[-3:]
+    if made["errno"] == 0:
+        ids.run([id_profile.remove_step(made["ret"], at=1)], spec)
+    assert lookup["errno"] == errno.ENOENT, lookup
+    assert read["data"] == next_id_text([want]) + "\n"
+    assert (made["errno"], made["ret"]) == (0, want), made
+
+
+@pytest.mark.profiles("next_id_shm")
+def test_a_shmget_refused_at_the_creation_consumes_the_id(ids, id_profile):
+    """shmget with size 0 reaches the creation (newseg refuses it): EINVAL, and the id is used up."""
+    spec = ids.chain(1)
+    ids.start(spec)
+    zero = syscall_step(SYSV["shm"][0], [IPC_PRIVATE, 0, IPC_CREAT | 0o600], at=1)
+    made, read = ids.run([*id_profile.choose_steps(ids.free_id(spec, 1), at=1), zero, id_profile.read_step(at=1)],
+                         spec)[-2:]
+    assert made["errno"] == errno.EINVAL, made
+    assert read["data"] == ""
+
+
+@pytest.mark.profiles(*IPC_FORMS)
+def test_next_id_wins_over_the_sysctl_and_leaves_it_set(ids, id_profile):
+    spec = ids.chain(1)
+    ids.start(spec)
+    want = ids.free_id(spec, 1)
+    sysctl = f"/proc/sys/kernel/{id_profile.objects}_next_id"
+    results = ids.run([write_file_step(sysctl, str(want + 3), at=1), *id_profile.choose_steps(want, at=1),
+                       id_profile.create_step(at=1), read_file_step(sysctl, at=1)], spec)
+    set_sysctl, made, read = results[0], results[-2], results[-1]
+    if made["errno"] == 0:
+        ids.run([id_profile.remove_step(made["ret"], at=1)], spec)
+    assert set_sysctl["errno"] == 0, set_sysctl
+    assert (made["errno"], made["ret"]) == (0, want), made
+    assert int(read["data"]) == want + 3
