@@ -15,7 +15,9 @@ SEEDS = ("eclone", "clone_with_pids", "clone2")
 ALL = ("eclone", "clone_with_pids", "clone2", "clone3")
 NS_LAST_PID = ("ns_last_pid",)
 IPC = ("msg_next_id", "sem_next_id", "shm_next_id")
-ID_ALL = NS_LAST_PID + IPC  # the write-then-create files (suite/ids, the `id_profile` fixture)
+NEXT_ID = ("next_id",)
+NEXT_ID_IPC = ("next_id_msg", "next_id_sem", "next_id_shm")
+ID_ALL = NEXT_ID + NEXT_ID_IPC + NS_LAST_PID + IPC  # the write-then-create files (suite/ids, the `id_profile` fixture)
 
 
 @dataclass(frozen=True)
@@ -243,9 +245,48 @@ RULES: tuple[Rule, ...] = (
     _r("R-TLS", "clone_with_pids Rule", "the fifth argument is clone(2)'s tls (CLONE_SETTLS)", ("clone_with_pids",),
        f"{A}test_settls::test_clone_settls_gives_the_tls_argument_or_0_where_the_call_has_none",
        note="no mutant drops clone_with_pids' tls yet"),
-    # --- next_id (seed 004): not in the reference kernel yet (issue 16) ---
-    _r("N-NEXT-ID", "next_id (seed 004)", "/proc/<pid>/task/<tid>/next_id syntax, one-shot ids, IPC ids", (),
-       note="not in the reference series yet (issue 16): no profile, no test"),
+    # --- next_id (seed 004): the reference kernel's patches 0011 (processes) and 0012 (SysV IPC) ---
+    _r("N-NEXT-ID-LEVELS", "next_id (seed 004)", "the next fork/clone takes the ids, X0 in the child's own namespace "
+       "(innermost), X1 in its parent; clone3's rules, a busy pid -> EBUSY, atomic", NEXT_ID,
+       f"{ID}test_next_id::test_each_level_gets_its_chosen_pid_x0_innermost "
+       f"{ID}test_next_id::test_a_single_id_names_the_childs_own_namespace "
+       f"{ID}test_next_id::test_a_busy_outer_pid_is_ebusy_and_the_inner_one_is_given_back "
+       f"{ID}test_next_id::test_with_clone_newpid_x0_is_the_new_namespaces_pid_1 "
+       f"{ID}test_next_id::test_the_creation_follows_clone3s_rules "
+       f"{ID}test_chosen_id::test_the_next_object_gets_the_chosen_id "
+       f"{ID}test_chosen_id::test_a_busy_id_gives_what_the_spec_says",
+       "next-id-reversed-order next-id-busy-takes-next"),
+    _r("N-NEXT-ID-ONE-SHOT", "next_id (seed 004)", "one shot: the first creation attempt consumes the ids whatever its "
+       "outcome; a creation naming its own pids (clone3 set_tid, eclone, ...) clears them", NEXT_ID,
+       f"{ID}test_next_id::test_the_ids_are_used_once_on_success "
+       f"{ID}test_next_id::test_a_failed_creation_consumes_the_ids "
+       f"{ID}test_next_id::test_the_file_reads_empty_after_the_creation "
+       f"{ID}test_next_id::test_a_creation_naming_its_own_pids_clears_them",
+       "next-id-not-one-shot"),
+    _r("N-NEXT-ID-WRITER", "next_id (seed 004)", "only the thread itself may write its file (EPERM, even as root)",
+       NEXT_ID, f"{ID}test_next_id::test_another_processes_file_is_eperm_even_for_root "
+       f"{ID}test_next_id::test_the_file_is_per_thread_only",
+       "next-id-any-thread-may-write"),
+    _r("N-NEXT-ID-SYNTAX", "next_id (seed 004)", "LONG<n> X0 .. X<n-1> / LONG X, n 1..33, plain decimal up to "
+       "LONG_MAX, "
+       "one blank between fields, one optional newline, <= 1024 bytes, else EINVAL and nothing stored; reads back "
+       "normalised", NEXT_ID,
+       f"{ID}test_next_id::test_near_miss_writes_are_einval_and_store_nothing "
+       f"{ID}test_next_id::test_a_write_over_1024_bytes_is_einval "
+       f"{ID}test_next_id::test_the_file_reads_back_normalised "
+       f"{ID}test_next_id::test_a_later_write_replaces_the_pending_ids "
+       f"{ID}test_chosen_id::test_values_out_of_range_are_einval_and_change_nothing",
+       "next-id-syntax-loose"),
+    _r("N-NEXT-ID-IPC", "next_id (seed 004)", "SysV IPC: one pending id makes the next msgget/semget/shmget that "
+       "creates an object take exactly that id (index in use: EBUSY; n > 1 or index out of range: EINVAL); consumed "
+       "by a call that reaches the creation, kept by one that creates nothing; the sysctl is neither used nor reset",
+       NEXT_ID_IPC, f"{ID}test_chosen_id::test_the_next_object_gets_the_chosen_id "
+       f"{ID}test_chosen_id::test_a_busy_id_gives_what_the_spec_says "
+       f"{ID}test_next_id::test_an_ipc_creation_refuses_what_it_cannot_give_with_einval "
+       f"{ID}test_next_id::test_an_ipc_call_that_creates_nothing_keeps_the_id "
+       f"{ID}test_next_id::test_a_shmget_refused_at_the_creation_consumes_the_id "
+       f"{ID}test_next_id::test_next_id_wins_over_the_sysctl_and_leaves_it_set",
+       "next-id-ipc-busy-takes-next"),
     # --- ns_last_pid and {msg,sem,shm}_next_id (mainline; NOTES.md "next_id and its mainline descendants") ---
     _r("I-NS-LAST-PID", "ns_last_pid", "writing N sets the writer's active namespace's cursor (N in [0, pid_max], "
        "else EINVAL); the next process gets N+1 if free; CAP_SYS_ADMIN/CAP_CHECKPOINT_RESTORE over the owner",

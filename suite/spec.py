@@ -96,9 +96,17 @@ class IdSpec:
     highest: str | int  # the largest value a write accepts ("pid_max": the namespace's own); 0 is the lowest
     reads_after_create: str  # what the file reads after a creation used it: "created" (the new id), "-1"
     atomic: bool  # no other creation can take the id between the write and the caller's creation
+    numeric: bool = True  # the file holds one number (False: next_id's "LONG<n> X0 .." syntax)
 
 
 ID_SPECS = {
+    # one-shot ids of the writer's next fork/clone, X0 innermost, clone3's rules with EBUSY; reads empty after use;
+    # privilege is judged at the creation, ids up to LONG_MAX are accepted by the write
+    "next_id": IdSpec("next_id", "/proc/thread-self/next_id", "process", errno.EBUSY, errno.EPERM,
+                      2**63 - 1, "empty", True, numeric=False),
+    # its SysV IPC form: one pending id is the next object's exact id (index in use: EBUSY, out of range: EINVAL)
+    **{f"next_id_{k}": IdSpec(f"next_id_{k}", "/proc/thread-self/next_id", k, errno.EBUSY, errno.EPERM,
+                              2**63 - 1, "empty", True, numeric=False) for k in ("msg", "sem", "shm")},
     # writing N sets the cursor: the next pid is N+1 if free, else the next free one; EPERM from the handler
     "ns_last_pid": IdSpec("ns_last_pid", "/proc/sys/kernel/ns_last_pid", "process", None, errno.EPERM,
                           "pid_max", "created", False),
@@ -120,3 +128,5 @@ def id_profiles_where(pred: Callable[[IdSpec], bool]) -> tuple[str, ...]:
 IDS_OF_PROCESSES = id_profiles_where(lambda s: s.objects == "process")
 IDS_OF_IPC_OBJECTS = id_profiles_where(lambda s: s.objects != "process")
 NOT_ATOMIC = id_profiles_where(lambda s: not s.atomic)  # the write-then-fork race is theirs by design
+NUMERIC_ID_FILES = id_profiles_where(lambda s: s.numeric)  # the mainline files: one number, checked at the write
+CURSOR_FILES = id_profiles_where(lambda s: s.numeric and s.objects == "process")  # ns_last_pid

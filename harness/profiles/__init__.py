@@ -15,7 +15,7 @@ from .clone2 import Clone2Profile
 from .clone3 import Clone3Profile
 from .clone_with_pids import CloneWithPidsProfile
 from .eclone import EcloneProfile
-from .ids import IdProfile, IpcNextIdProfile, NsLastPidProfile
+from .ids import IdProfile, IpcNextIdProfile, NextIdIpcProfile, NextIdProfile, NsLastPidProfile
 
 PROFILES: dict[str, Callable[[int | None], Profile]] = {
     "eclone": lambda nr: EcloneProfile(nr=nr) if nr is not None else EcloneProfile(),
@@ -25,6 +25,8 @@ PROFILES: dict[str, Callable[[int | None], Profile]] = {
 }
 ID_PROFILES: dict[str, Callable[[], IdProfile]] = {
     "ns_last_pid": NsLastPidProfile,
+    "next_id": NextIdProfile,
+    **{f"next_id_{k}": (lambda k=k: NextIdIpcProfile(k)) for k in ("msg", "sem", "shm")},
     "msg_next_id": lambda: IpcNextIdProfile("msg"),
     "sem_next_id": lambda: IpcNextIdProfile("sem"),
     "shm_next_id": lambda: IpcNextIdProfile("shm"),

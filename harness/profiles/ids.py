@@ -112,3 +112,47 @@ class IpcNextIdProfile(IdProfile):
 
     def choose_steps(self, ident: int, at: int = 0) -> list[dict[str, Any]]:
         return self.write_steps(str(ident), at)
+
+
+LONG_MAX = 2**63 - 1
+
+
+def next_id_text(ids: tuple[int, ...] | list[int]) -> str:
+    """next_id's normalised form (NOTES.md): "LONG X" for one id, "LONG<n> X0 .. X<n-1>" (X0 innermost)."""
+    head = "LONG" if len(ids) == 1 else f"LONG{len(ids)}"
+    return " ".join([head, *(str(i) for i in ids)])
+
+
+class NextIdProfile(IdProfile):
+    """Seed 004's per-thread /proc/<pid>/task/<tid>/next_id (the reference kernel's patch 0011): the ids of the
+    writer's next fork/clone, X0 in the child's own namespace. The worker writes its own thread's file."""
+
+    name = "next_id"
+    path = "/proc/thread-self/next_id"
+    needs = "the reference kernel's next_id patch (qemu/patches/eclone/0011)"
+
+    def choose_steps(self, ident: int, at: int = 0) -> list[dict[str, Any]]:
+        return self.chain_steps([ident], at)
+
+    def chain_steps(self, ids: list[int], at: int = 0) -> list[dict[str, Any]]:
+        """Ids for several levels of the next child, innermost first."""
+        return [write_file_step(self.path, next_id_text(ids), at=at)]
+
+    def write_steps(self, raw: str, at: int = 0) -> list[dict[str, Any]]:
+        """A single id written as `LONG raw` (the range cases of the numeric files)."""
+        return [write_file_step(self.path, f"LONG {raw}", at=at)]
+
+    def raw_steps(self, raw: str, at: int = 0) -> list[dict[str, Any]]:
+        """The file written with exactly `raw` (syntax cases)."""
+        return [write_file_step(self.path, raw, at=at)]
+
+
+class NextIdIpcProfile(NextIdProfile):
+    """next_id's SysV IPC form (patch 0012): one pending id is the exact id of the writer's next msg/sem/shm
+    object (index id % 32768, sequence id / 32768)."""
+
+    needs = "the reference kernel's next_id patches (qemu/patches/eclone/0011, 0012) and CONFIG_SYSVIPC"
+
+    def __init__(self, kind: str) -> None:
+        self.objects = kind
+        self.name = f"next_id_{kind}"

@@ -9,7 +9,7 @@ import pytest
 
 from harness.oracle.model import RESERVED_PIDS
 
-from ..spec import IDS_OF_PROCESSES
+from ..spec import CURSOR_FILES, NUMERIC_ID_FILES
 
 
 def test_the_next_object_gets_the_chosen_id(ids, id_profile):
@@ -23,6 +23,7 @@ def test_the_next_object_gets_the_chosen_id(ids, id_profile):
     assert (made["ret"], made["errno"]) == (want, 0)
 
 
+@pytest.mark.profiles(*NUMERIC_ID_FILES)  # next_id reads empty: suite/ids/test_next_id.py
 def test_after_the_creation_the_file_reads_as_the_spec_says(ids, id_profile):
     """ns_last_pid reads the last pid handed out; the IPC files read -1: the creation consumed the id."""
     spec = ids.chain(1)
@@ -61,6 +62,7 @@ def test_values_out_of_range_are_einval_and_change_nothing(ids, id_profile):
     assert results[2]["data"] == before["data"]
 
 
+@pytest.mark.profiles(*NUMERIC_ID_FILES)
 @pytest.mark.parametrize("value", ["0", "highest"])
 def test_the_ends_of_the_range_are_accepted_and_read_back(ids, id_profile, value):
     spec = ids.chain(1)
@@ -71,7 +73,7 @@ def test_the_ends_of_the_range_are_accepted_and_read_back(ids, id_profile, value
     assert (write["errno"], int(read["data"])) == (0, int(raw))
 
 
-@pytest.mark.profiles(*IDS_OF_PROCESSES)
+@pytest.mark.profiles(*CURSOR_FILES)
 def test_the_write_moves_only_the_writers_pid_namespace(ids, id_profile):
     """The child of a level-2 writer gets the chosen pid at level 2 only; level 1 hands out its own next pid
     (the cursor written is the writer's active namespace's, not its parent's)."""
@@ -86,7 +88,7 @@ def test_the_write_moves_only_the_writers_pid_namespace(ids, id_profile):
     assert nspid[1] != want and int(outer_after["data"]) == nspid[1] > int(outer_before["data"])
 
 
-@pytest.mark.profiles(*IDS_OF_PROCESSES)
+@pytest.mark.profiles(*CURSOR_FILES)
 def test_a_cursor_at_pid_max_wraps_to_the_reserved_pids(ids, id_profile):
     """NOTES.md ns_last_pid: the next free pid above N, cyclic, and above 300 once the namespace passed it:
     writing pid_max sends the next fork back to the first free pid from RESERVED_PIDS (300) up."""
