@@ -37,11 +37,15 @@ def coverage_kernel(args: argparse.Namespace) -> Path:
     return build_kernel(coverage_request(kernel_request(args)))
 
 
-def pytest_argv(args: argparse.Namespace, results: Path) -> list[str]:
-    """The pytest command line equivalent to these CLI options."""
+def pytest_argv(args: argparse.Namespace, results: Path) -> tuple[list[str], Path | None]:
+    """The pytest command line equivalent to these CLI options, and the kernel image it boots (qemu)."""
     for name in args.profile:
         if name != "auto":
             make_profile(name)  # a usage error before any kernel build or sandbox
+    jobs = getattr(args, "jobs", 1)
+    if jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, not {jobs}")
+    image = None
     argv = [str(REPO_ROOT / "suite"), "-c", str(REPO_ROOT / "pytest.ini"), "--rootdir", str(REPO_ROOT),
             "--target", args.target, "--results", str(results), "--junitxml", str(results / "junit.xml"),
             "--ktap", str(results / "results.ktap")]
@@ -50,7 +54,6 @@ def pytest_argv(args: argparse.Namespace, results: Path) -> list[str]:
         from .qemu_config import QemuConfig, require_binary
         require_binary(QemuConfig().binary)  # before a kernel build that would be wasted
         image = coverage_kernel(args) if getattr(args, "coverage", False) else resolve_kernel(args)
-        args.image = image  # start_first boots it
         argv += pytest_kernel_argv(args, image)
         if getattr(args, "coverage", False):
             argv += ["--coverage-out", str(results / "coverage")]
@@ -64,25 +67,21 @@ def pytest_argv(args: argparse.Namespace, results: Path) -> list[str]:
         argv += ["--profile", name]
     if args.eclone_nr is not None:
         argv += ["--eclone-nr", str(args.eclone_nr)]
-    jobs = getattr(args, "jobs", 1)
-    if jobs < 1:
-        raise UsageError(f"--jobs must be at least 1, not {jobs}")
     if jobs > 1:
         argv += ["-n", str(jobs)]
     extra = list(args.pytest_args)
     if extra[:1] == ["--"]:
         extra = extra[1:]
-    return argv + extra
+    return argv + extra, image
 
 
-def start_first(args: argparse.Namespace, results: Path) -> Target | None:
+def start_first(args: argparse.Namespace, image: Path | None, results: Path) -> Target | None:
     """Boot the kernel pytest will use, before pytest: a kernel that cannot serve (does not boot, lacks
     an option) is then one error line and exit 2. The VM is handed to the plugin, not booted twice; with
     several jobs each xdist worker boots its own, so nothing is started here."""
-    if args.target != "qemu" or getattr(args, "jobs", 1) > 1 or getattr(args, "coverage", False):
+    if image is None or getattr(args, "jobs", 1) > 1 or getattr(args, "coverage", False):
         return None
     from .targets.qemu import QemuTarget
-    image = Path(args.image)
     target = QemuTarget(image, console_log=results / "console.log")
     note(f"booting {image}")
     try:
@@ -95,8 +94,8 @@ def start_first(args: argparse.Namespace, results: Path) -> Target | None:
 
 def run_suite(args: argparse.Namespace) -> int:
     results = results_dir(args.results)
-    argv = pytest_argv(args, results)  # may refuse in one line: then nothing is written
-    target = start_first(args, results)
+    argv, image = pytest_argv(args, results)  # may refuse in one line: then nothing is written
+    target = start_first(args, image, results)
     results.mkdir(parents=True, exist_ok=True)
     note(f"results: {results}")
     if target is not None:
