@@ -31,6 +31,17 @@ _LIVE: weakref.WeakSet[Vm] = weakref.WeakSet()
 DEFAULT_CONFIG = QemuConfig()
 
 
+def json_object(line: str | None) -> dict[str, Any] | None:
+    """The JSON object a channel line holds, or None (boot noise, a partial line, a non-object)."""
+    if not line or not line.lstrip().startswith("{"):
+        return None
+    try:
+        obj = json.loads(line)
+    except ValueError:
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
 class Channel:
     """Newline-framed bytes over the agent socket (the protocol layer may use the fd directly)."""
 
@@ -143,11 +154,8 @@ class Vm:
                 line = self.channel.recv_line(min(0.2, max(deadline - time.monotonic(), 0)))
             except (EOFError, OSError):  # QEMU refused the state and exited
                 raise BootError(f"agent channel closed restoring a saved VM: {self.qemu_error()}") from None
-            try:
-                reply = json.loads(line) if line and line.lstrip().startswith("{") else None
-            except ValueError:
-                reply = None
-            if isinstance(reply, dict) and reply.get("id") == 0 and reply.get("ok"):
+            reply = json_object(line)
+            if reply is not None and reply.get("id") == 0 and reply.get("ok"):
                 self.ready_event = {"event": "ready", "info": reply.get("result") or {}}
                 return self.ready_event
         raise BootError(f"restored VM did not answer within {timeout:g} s")
@@ -259,13 +267,8 @@ class Vm:
         except EOFError:
             open_channels.remove(chan)
             return None
-        if not line or not line.lstrip().startswith("{"):
-            return None
-        try:
-            event = json.loads(line)
-        except ValueError:
-            return None
-        return event if isinstance(event, dict) and event.get("event") == "ready" else None
+        event = json_object(line)
+        return event if event is not None and event.get("event") == "ready" else None
 
     def close(self) -> None:
         """Kill QEMU (SIGTERM, then SIGKILL), reap it, remove the temp dir. Idempotent."""

@@ -82,11 +82,11 @@ def stub_call(nr: int, regs: list[int], mode: str, i386: bool = False) -> tuple[
     return ret, err, rfd
 
 
-def read_report(rfd: int, timeout: float = 0.0) -> dict[str, Any]:
+def read_report(rfd: int, timeout: float = CHILD_REPORT_TIMEOUT) -> dict[str, Any]:
     """The child's report from the stub's pipe (one write below PIPE_BUF, so one read); ValueError if none."""
-    ready, _, _ = select.select([rfd], [], [], timeout or CHILD_REPORT_TIMEOUT)
+    ready, _, _ = select.select([rfd], [], [], timeout)
     if not ready:
-        raise ValueError(f"no report within {timeout or CHILD_REPORT_TIMEOUT:.0f} s")
+        raise ValueError(f"no report within {timeout:g} s")
     return child_stub.parse_report(os.read(rfd, 8192))
 
 
