@@ -49,6 +49,11 @@ class Ids:
     def run(self, steps: Sequence[dict[str, Any]], spec: dict) -> list[dict[str, Any]]:
         return self.target.run(program(steps, spec))["steps"]
 
+    def remove(self, made: dict[str, Any], spec: dict, at: int) -> None:
+        """Remove what a creation step made (nothing when it failed), so no object outlives its test."""
+        if made["errno"] == 0:
+            self.run([self.prof.remove_step(made["ret"], at=at)], spec)
+
     def free_id(self, spec: dict, at: int) -> int:
         """An id nothing holds at level `at` (processes: with the pid after it free as well)."""
         if self.spec.objects != "process":

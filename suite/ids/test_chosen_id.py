@@ -18,7 +18,7 @@ def test_the_next_object_gets_the_chosen_id(ids, id_profile):
     want = ids.free_id(spec, 1)
     steps = [*id_profile.choose_steps(want, at=1), id_profile.create_step(at=1)]
     write, made = ids.run(steps, spec)[-2:]
-    ids.run([id_profile.remove_step(made["ret"], at=1)], spec)
+    ids.remove(made, spec, at=1)
     assert write["errno"] == 0, write
     assert (made["ret"], made["errno"]) == (want, 0)
 
@@ -31,7 +31,7 @@ def test_after_the_creation_the_file_reads_as_the_spec_says(ids, id_profile):
     want = ids.free_id(spec, 1)
     made, read = ids.run([*id_profile.choose_steps(want, at=1), id_profile.create_step(at=1),
                           id_profile.read_step(at=1)], spec)[-2:]
-    ids.run([id_profile.remove_step(made["ret"], at=1)], spec)
+    ids.remove(made, spec, at=1)
     expected = made["ret"] if ids.spec.reads_after_create == "created" else -1
     assert int(read["data"]) == expected, read
 
@@ -43,8 +43,7 @@ def test_a_busy_id_gives_what_the_spec_says(ids, id_profile):
     ids.start(spec)
     busy = ids.make_busy(spec, 1)
     made = ids.run([*id_profile.choose_steps(busy, at=1), id_profile.create_step(at=1)], spec)[-1]
-    if made["errno"] == 0:
-        ids.run([id_profile.remove_step(made["ret"], at=1)], spec)
+    ids.remove(made, spec, at=1)
     if ids.spec.busy_errno is None:
         assert (made["ret"], made["errno"]) == (busy + 1, 0)
     else:

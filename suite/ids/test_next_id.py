@@ -287,8 +287,7 @@ def test_an_ipc_creation_refuses_what_it_cannot_give_with_einval(ids, id_profile
     raw = "LONG2 17 18" if case == "two_ids" else f"LONG {5 * IPC_SEQ + IPC_SEQ - 1}"
     write, made, read = ids.run([*id_profile.raw_steps(raw, at=1), id_profile.create_step(at=1),
                                  id_profile.read_step(at=1)], spec)
-    if made["errno"] == 0:
-        ids.run([id_profile.remove_step(made["ret"], at=1)], spec)
+    ids.remove(made, spec, at=1)
     assert write["errno"] == 0, write
     assert made["errno"] == errno.EINVAL, made
     assert read["data"] == ""
@@ -304,8 +303,7 @@ def test_an_ipc_call_that_creates_nothing_keeps_the_id(ids, id_profile):
     missing = syscall_step(nr, [0x5EED, 0, 0], at=1)
     lookup, read, made = ids.run([*id_profile.choose_steps(want, at=1), missing, id_profile.read_step(at=1),
                                   id_profile.create_step(at=1)], spec)[-3:]
-    if made["errno"] == 0:
-        ids.run([id_profile.remove_step(made["ret"], at=1)], spec)
+    ids.remove(made, spec, at=1)
     assert lookup["errno"] == errno.ENOENT, lookup
     assert read["data"] == next_id_text([want]) + "\n"
     assert (made["errno"], made["ret"]) == (0, want), made
@@ -332,8 +330,7 @@ def test_next_id_wins_over_the_sysctl_and_leaves_it_set(ids, id_profile):
     results = ids.run([write_file_step(sysctl, str(want + 3), at=1), *id_profile.choose_steps(want, at=1),
                        id_profile.create_step(at=1), read_file_step(sysctl, at=1)], spec)
     set_sysctl, made, read = results[0], results[-2], results[-1]
-    if made["errno"] == 0:
-        ids.run([id_profile.remove_step(made["ret"], at=1)], spec)
+    ids.remove(made, spec, at=1)
     assert set_sysctl["errno"] == 0, set_sysctl
     assert (made["errno"], made["ret"]) == (0, want), made
     assert int(read["data"]) == want + 3

@@ -14,7 +14,7 @@ def test_the_root_of_the_owning_user_namespace_chooses_in_a_nested_namespace(ids
     ids.start(spec, own_ipc_at=(2,))
     want = ids.free_id(spec, 2)
     made = ids.run([*id_profile.choose_steps(want, at=2), id_profile.create_step(at=2)], spec)[-1]
-    ids.run([id_profile.remove_step(made["ret"], at=2)], spec)
+    ids.remove(made, spec, at=2)
     assert (made["ret"], made["errno"]) == (want, 0)
 
 
