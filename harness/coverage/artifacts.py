@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..paths import PATCHES_DIR
 from .build import PROFILED
 
 
@@ -30,6 +31,16 @@ class Artifacts:
         return self.image_dir / "src"
 
 
+def _this_checkouts(patch: Path) -> Path:
+    """The patch as this checkout has it. The cache is shared by checkouts and keyed by the patches'
+    content, so the image may have been built from another clone, since deleted; the same series here has
+    the same file under the same name."""
+    if patch.is_file():
+        return patch
+    same_name = sorted(PATCHES_DIR.rglob(patch.name))
+    return same_name[0] if len(same_name) == 1 else patch
+
+
 def load_artifacts(image: Path) -> Artifacts:
     """The artifacts of a cached coverage image; a bare bzImage has none, so it cannot be reported on."""
     request = image.parent / "request.json"
@@ -37,7 +48,8 @@ def load_artifacts(image: Path) -> Artifacts:
     if "build" not in meta:
         raise ConfigError(f"{image} is not a coverage image of the cache (no .gcno files beside it): "
                           "run --coverage without --kernel to build one")
-    art = Artifacts(image.parent, meta["build"], meta["src"], tuple(Path(p) for p in meta.get("patches", [])))
+    patches = tuple(_this_checkouts(Path(p)) for p in meta.get("patches", []))
+    art = Artifacts(image.parent, meta["build"], meta["src"], patches)
     missing = [str(p) for s in art.sources for p in (art.gcno(s), art.source(s)) if not p.is_file()]
     if missing:
         raise ConfigError(f"coverage image {image.parent} lacks {', '.join(missing)}")
