@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from . import mutant_memory as memory
 from .errors import BootError, BuildError, ConfigError, UsageError
 from .mutant_peers import judge_selftests, peer_summary, prepare
 from .mutant_report import (
@@ -104,6 +105,7 @@ class RunConfig:
 _CHILDREN: set[subprocess.Popen[str]] = set()
 _CHILDREN_LOCK = threading.Lock()
 _BUILD_LOCK = threading.Lock()
+_MEMORY_LOCK = threading.Lock()
 _STOP = threading.Event()  # set on Ctrl-C: no new build or run starts
 _PERCENT = re.compile(r"\[\s*(\d+)%\]")
 _EXIT_LINE = re.compile(r"Exit: (error: .*?)(?: !+)?$")
@@ -258,9 +260,13 @@ def _judge_one(mutant: Mutant, cfg: RunConfig, baseline_failed: set[str], peers:
     if why:
         result.detectors["suite"] = DetectorResult(verdict=BUILD_FAILED, detail=why)
     else:
-        # --quick: with B tests failing on the reference, B + 1 failures include at least one kill
-        extra = ("--maxfail", str(len(baseline_failed) + 1)) if cfg.quick else ()
+        # --quick: with B tests failing on the reference, B + 1 failures include at least one kill;
+        # the tests that killed this mutant last time run first
+        known = memory.load().get(mutant.name, [])
+        extra = ("--maxfail", str(len(baseline_failed) + 1), *memory.first_args(known)) if cfg.quick else ()
         result.detectors["suite"] = judge(run_suite(mutant.name, mutant.path, cfg, extra), baseline_failed)
+        with _MEMORY_LOCK:
+            memory.remember(mutant.name, result.detectors["suite"].killed_by)
         if peers is not None and image is not None and not _STOP.is_set():
             result.detectors["selftests"] = judge_selftests(image, *peers, cfg.results / mutant.name)
     det = result.detectors["suite"]

@@ -50,9 +50,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--ktap", type=Path, default=None, metavar="FILE", help="also write the results as KTAP")
     group.addoption("--race-rounds", type=int, default=None, metavar="N",
                     help="rounds per race test (default: by hypothesis profile, ci=30, dev=200, fuzz=2000)")
+    group.addoption("--run-first", action="append", default=[], metavar="NODEID",
+                    help="run this test before the others (repeatable; `harness mutants` puts a mutant's known "
+                         "killers first, so a --quick run stops within seconds)")
     group.addoption("--coverage-out", type=Path, default=None, metavar="DIR",
                     help="kernel coverage: reset the gcov counters before the suite, read them after it, "
                          "report into DIR (needs a kernel built for it: python -m harness run --coverage)")
+
+
+@pytest.hookimpl(trylast=True)  # after the areas' own deselection
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """--run-first: those tests first, in the order given; the rest keep theirs."""
+    first = config.getoption("--run-first")
+    if first:
+        rank = {nodeid: i for i, nodeid in enumerate(first)}
+        items.sort(key=lambda item: rank.get(item.nodeid, len(rank)))
 
 
 def selected_profiles(config: pytest.Config) -> list[str]:

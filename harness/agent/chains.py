@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 MAX_CACHED = 4
+LEAVE_NOTHING = ("read_file", "write_file", "pids")  # steps after which a level needs no cleanup
 WORKER_TIMEOUT = 30.0
 
 
@@ -102,18 +103,47 @@ class Chain:
         """False when a worker died (its reply pipe reads EOF)."""
         return not any(wire.is_dead(w.rep_r) for w in self.workers)
 
-    def call(self, level: int, req: dict[str, Any]) -> Any:
-        """Route a request to the process of `level` (the agent itself for 0)."""
+    def call(self, level: int, req: dict[str, Any], leaves_nothing: bool = False) -> Any:
+        """Route a request to the process of `level` (the agent itself for 0). A request that
+        `leaves_nothing` to clean up (a read) does not make the level's cleanup necessary."""
         if level == 0:
             return self.local.handle(req)
-        self.used.add(level)
-        if not 0 < level <= self.depth:
-            raise StepError(f"level {level} is outside the chain (depth {self.depth})")
+        worker = self._worker(level, leaves_nothing)
         try:
-            return self.workers[level - 1].call(req)
+            return worker.call(req)
         except wire.WireError as e:
             self.broken = True
             raise StepError(f"worker of level {level}: {e}") from None
+
+    def wave(self, calls: list[tuple[int, dict[str, Any]]]) -> list[Any]:
+        """Requests whose order across levels does not matter (reads, the final cleanup), answered in the
+        order given: every worker gets all of its requests before the first reply is read, and level 0's
+        are handled last, locally. Under TCG a switch between two CPython processes costs about 1 ms (the
+        soft TLB is refilled), so workers that run back to back save two switches each."""
+        sent = []
+        try:
+            for level, req in calls:
+                if level:
+                    worker = self._worker(level, leaves_nothing=req.get("op") != "step"
+                                          or req["step"].get("op") in LEAVE_NOTHING)
+                    wire.send(worker.req_w, req)
+                    sent.append(worker)
+            replies = [wire.recv(w.rep_r, WORKER_TIMEOUT) for w in sent]
+        except wire.WireError as e:
+            self.broken = True
+            raise StepError(f"a worker of levels {sorted({w.level for w in sent})}: {e}") from None
+        out = [unwrap(replies.pop(0), sent.pop(0).level) if level else None for level, _ in calls]
+        for i, (level, req) in enumerate(calls):
+            if not level:
+                out[i] = self.local.handle(req)
+        return out
+
+    def _worker(self, level: int, leaves_nothing: bool) -> Worker:
+        if not 0 < level <= self.depth:
+            raise StepError(f"level {level} is outside the chain (depth {self.depth})")
+        if not leaves_nothing:
+            self.used.add(level)
+        return self.workers[level - 1]
 
     def teardown(self) -> None:
         """Kill the level-1 worker: its namespace dies, and every deeper process with it."""
