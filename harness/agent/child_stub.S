@@ -11,6 +11,8 @@
  *   3 hold   like report, then pause() until killed
  *   4 park   pause() until killed, reporting nothing
  *   5 fs     store the fs base (arch_prctl ARCH_GET_FS: the tls CLONE_SETTLS gave it) at SP_SLOT, exit(0)
+ *   6 nap    sleep NAP_SECONDS, then exit(0): a thread that outlives the call without being killed (a
+ *            SIGKILL would end the caller's whole thread group), so a test can act on it meanwhile
  * With I386 (0x100) or-ed into mode the call goes through `int 0x80` (the i386 compat table: eax = nr,
  * ebx, ecx, edx, esi, edi, ebp = a1..a6, of which the kernel takes the low 32 bits); the child then does
  * what the low byte says. A kernel without IA32 emulation answers int 0x80 with SIGSEGV: ask
@@ -81,6 +83,14 @@ not_fs:
 not_sp:
 	cmp rbx, 4
 	je park
+	cmp rbx, 6
+	jne not_nap
+	mov eax, 35			/* nanosleep(&nap_time, NULL): the timespec lives in this page */
+	lea rdi, [rip + nap_time]
+	xor esi, esi
+	syscall
+	jmp die
+not_nap:
 	cmp rbx, 2
 	jb die
 	mov eax, 39			/* getpid */
@@ -122,3 +132,5 @@ die:
 	ud2
 status_path:
 	.asciz "/proc/self/status"
+nap_time:
+	.quad 1, 0			/* NAP_SECONDS (child_stub.py), 0 ns */

@@ -57,7 +57,7 @@ class Holders:
         self.recent = set()
 
 
-STUB_MODES = ("report", "hold", "exit", "sp", "fs")
+STUB_MODES = ("report", "hold", "exit", "sp", "fs", "nap")
 
 
 def keep_in_children() -> list[tuple[int, int]]:

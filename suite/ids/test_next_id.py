@@ -12,14 +12,15 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from harness.agent.child_stub import NAP_SECONDS
 from harness.pidspace import pick_free
 from harness.profiles import SpawnRequest, make_profile
 from harness.profiles.ids import IPC_CREAT, IPC_PRIVATE, IPC_SEQ, LONG_MAX, SYS_CLONE, SYSV, next_id_text
-from harness.programs import chain, program, read_file_step, syscall_step, write_file_step
+from harness.programs import chain, program, read_file_step, sleep_step, syscall_step, write_file_step
 
 pytestmark = pytest.mark.profiles("next_id")
 
-CLONE_SIGHAND = 0x800  # without CLONE_VM: EINVAL from the clone flag checks
+CLONE_VM, CLONE_SIGHAND, CLONE_THREAD = 0x100, 0x800, 0x10000  # CLONE_SIGHAND without CLONE_VM: EINVAL
 
 
 def plain_chain(depth: int) -> dict:
@@ -183,6 +184,34 @@ def test_another_processes_file_is_eperm_even_for_root(ids, id_profile):
     ids.run([{"op": "release", "at": 0, "name": "nextid-victim"}], spec)
     assert write["errno"] == errno.EPERM, write
     assert read["data"] == ""
+
+
+def test_a_sibling_threads_file_is_eperm_before_any_syntax_check(ids, id_profile):
+    """Per thread, not per process: the leader may not write a sibling thread's file (EPERM first, also for a
+    malformed write), and the refused writes store nothing, neither for the sibling nor for the writer.
+
+    The sibling is a CLONE_THREAD child of the agent (level 0, so the root /proc names it by the tid it got)
+    that naps NAP_SECONDS in machine code: created, written and read in one program, then outslept."""
+    spec = ids.chain(1)
+    ids.start(spec, own_ipc_at=())
+    tid = ids.free_id(spec, 0)
+    thread = make_profile("clone3").spawn_step(SpawnRequest(at=0, pids=(tid,), flags=CLONE_THREAD | CLONE_SIGHAND
+                                                            | CLONE_VM, exit_signal=0, child="nap"))
+    task = f"/proc/self/task/{tid}"
+    made, alive, wellformed, malformed, oversized, sibling, own, _, gone = ids.run([
+        thread, read_file_step(f"{task}/comm"),
+        write_file_step(f"{task}/next_id", next_id_text([ids.free_id(spec, 1)])),
+        write_file_step(f"{task}/next_id", "LONG2 7\n"),  # n and the count of ids disagree: EINVAL for the owner
+        write_file_step(f"{task}/next_id", "LONG 7" + " " * 2000),  # over 1024 bytes: EINVAL for the owner
+        read_file_step(f"{task}/next_id"), read_file_step("/proc/thread-self/next_id"),
+        sleep_step(NAP_SECONDS + 0.5), read_file_step(f"{task}/comm")], spec)
+    assert (made["errno"], made["ret"]) == (0, tid), made
+    assert alive.get("errno", 0) == 0, f"the sibling thread was gone before the writes: {alive}"
+    assert wellformed["errno"] == errno.EPERM, wellformed
+    assert malformed["errno"] == errno.EPERM, f"EPERM comes before the syntax check: {malformed}"
+    assert oversized["errno"] == errno.EPERM, f"EPERM comes before the size check: {oversized}"
+    assert sibling["data"] == "" and own["data"] == "", (sibling, own)
+    assert gone.get("errno") == errno.ENOENT, f"the sibling thread outlived its nap: {gone}"
 
 
 @pytest.mark.parametrize("maker", ["clone3", "eclone"])
