@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from harness.agent.child_stub import NAP_SECONDS
-from harness.pidspace import pick_free
+from harness.pidspace import chain_levels, pick_free
 from harness.profiles import SpawnRequest, make_profile
 from harness.profiles.ids import IPC_CREAT, IPC_PRIVATE, IPC_SEQ, LONG_MAX, SYS_CLONE, SYSV, next_id_text
 from harness.programs import chain, program, read_file_step, sleep_step, syscall_step, write_file_step
@@ -363,3 +363,25 @@ def test_next_id_wins_over_the_sysctl_and_leaves_it_set(ids, id_profile):
     assert set_sysctl["errno"] == 0, set_sysctl
     assert (made["errno"], made["ret"]) == (0, want), made
     assert int(read["data"]) == want + 3
+
+
+@pytest.mark.profiles(*IPC_FORMS)
+@pytest.mark.parametrize("first", ["process", "ipc_object"])
+def test_whichever_object_comes_first_takes_the_id(ids, id_profile, first):
+    """One pending id is taken by the thread's next process or its next SysV object, whichever comes first;
+    the other then gets an id of its own (NOTES.md next_id SysV IPC)."""
+    spec = ids.chain(1)
+    ids.start(spec)
+    level = chain_levels(ids.target, spec)[0][1]
+    # a pid the fresh namespace's cursor is far from, and an index below every *mni limit of a fresh IPC ns
+    want = next(p for p in range(3000, 4096) if level.is_free(p))
+    fork = syscall_step(SYS_CLONE, [signal.SIGCHLD, 0, 0, 0, 0, 0], at=1, clone=True)
+    order = [fork, id_profile.create_step(at=1)] if first == "process" else [id_profile.create_step(at=1), fork]
+    one, other = ids.run([*id_profile.choose_steps(want, at=1), *order], spec)[-2:]
+    process, made = (one, other) if first == "process" else (other, one)
+    ids.remove(made, spec, at=1)
+    assert process["errno"] == 0 and made["errno"] == 0, (process, made)
+    pid = process["child"]["nspid"][-1]
+    took, then = (pid, made["ret"]) if first == "process" else (made["ret"], pid)
+    assert took == want, f"the {first.replace('_', ' ')} came first and must get {want}: {one}"
+    assert then != want, f"the id is used once, yet the second creation got it too: {other}"
