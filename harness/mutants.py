@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from . import mutant_memory as memory
@@ -27,6 +27,7 @@ from .mutant_report import (
     BOOT_FAILED,
     BUILD_FAILED,
     ERROR,
+    KILLED,
     TIMEOUT,
     DetectorResult,
     MutantResult,
@@ -260,11 +261,7 @@ def _judge_one(mutant: Mutant, cfg: RunConfig, baseline_failed: set[str], peers:
     if why:
         result.detectors["suite"] = DetectorResult(verdict=BUILD_FAILED, detail=why)
     else:
-        # --quick: with B tests failing on the reference, B + 1 failures include at least one kill;
-        # the tests that killed this mutant last time run first
-        known = memory.load().get(mutant.name, [])
-        extra = ("--maxfail", str(len(baseline_failed) + 1), *memory.first_args(known)) if cfg.quick else ()
-        result.detectors["suite"] = judge(run_suite(mutant.name, mutant.path, cfg, extra), baseline_failed)
+        result.detectors["suite"] = _judge_suite(mutant, cfg, baseline_failed)
         with _MEMORY_LOCK:
             memory.remember(mutant.name, result.detectors["suite"].killed_by)
         if peers is not None and image is not None and not _STOP.is_set():
@@ -275,6 +272,33 @@ def _judge_one(mutant: Mutant, cfg: RunConfig, baseline_failed: set[str], peers:
         count += f"; selftests: {result.detectors['selftests'].verdict}"
     note(f"mutant {mutant.name}: {result.verdict}{count} (build {result.build_seconds:.0f}s, run {det.seconds:.0f}s)")
     return result
+
+
+def _judge_suite(mutant: Mutant, cfg: RunConfig, baseline_failed: set[str]) -> DetectorResult:
+    """The suite's verdict on a built mutant. --quick: the tests that killed it last time run alone first
+    (seconds, no whole-suite collection); if they no longer kill it, the whole suite runs with them first
+    and stops at its first kill (with B tests failing on the reference, B + 1 failures include a kill)."""
+    if not cfg.quick:
+        return judge(run_suite(mutant.name, mutant.path, cfg), baseline_failed)
+    known = [t for t in memory.load().get(mutant.name, []) if selected(t, cfg.suite) and t not in baseline_failed]
+    spent = 0.0
+    if known:
+        first = judge(run_suite(mutant.name, mutant.path, replace(cfg, suite=tuple(known[:memory.FIRST]))),
+                      baseline_failed)
+        if first.verdict == KILLED:
+            return first
+        spent = first.seconds
+    extra = ("--maxfail", str(len(baseline_failed) + 1), *memory.first_args(known))
+    verdict = judge(run_suite(mutant.name, mutant.path, cfg, extra), baseline_failed)
+    verdict.seconds += spent
+    return verdict
+
+
+def selected(nodeid: str, suite: tuple[str, ...]) -> bool:
+    """Is this test inside the run's selection (paths, directories or node ids)?"""
+    path = nodeid.split("::", 1)[0]
+    return any(nodeid == s or nodeid.startswith((f"{s}::", f"{s}[")) or path == s.rstrip("/")
+               or path.startswith(s.rstrip("/") + "/") for s in suite)
 
 
 def run_all(mutants: list[Mutant], cfg: RunConfig, jobs: int, fresh_baseline: bool) -> int:

@@ -333,3 +333,64 @@ def test_busy_wrong_errno_mutant_is_reported_killed(tmp_path: Path, reference_ke
     assert selftests["verdict"] == "survived" and selftests["tests"] > 40, selftests
     assert "only the suite kills 1: eclone-busy-wrong-errno" in proc.stdout
 
+
+
+# --- --quick: the killers of the last run first
+
+def test_killer_memory_keeps_the_last_killers_and_ignores_runs_without_any(tmp_path: Path):
+    from harness import mutant_memory as memory
+    path = tmp_path / "killers.json"
+    memory.remember("m1", ["suite/a.py::t1", "suite/b.py::t2"], path)
+    memory.remember("m1", [], path)  # a build failure or a survivor says nothing about who kills it
+    memory.remember("m2", ["suite/c.py::t3"], path)
+    assert memory.load(path) == {"m1": ["suite/a.py::t1", "suite/b.py::t2"], "m2": ["suite/c.py::t3"]}
+    assert memory.load(tmp_path / "missing.json") == {}
+    assert memory.first_args(["a", "b", "c", "d"]) == ("--run-first", "a", "--run-first", "b", "--run-first", "c")
+
+
+@pytest.mark.parametrize("nodeid, suite, inside", [
+    ("suite/abi/test_x.py::test_y[clone3]", ("suite",), True),
+    ("suite/abi/test_x.py::test_y[clone3]", ("suite/abi/",), True),
+    ("suite/abi/test_x.py::test_y[clone3]", ("suite/abi/test_x.py",), True),
+    ("suite/abi/test_x.py::test_y[clone3]", ("suite/abi/test_x.py::test_y",), True),
+    ("suite/abi/test_x.py::test_y[clone3]", ("suite/semantics",), False),
+    ("suite/abi/test_xy.py::test_y[clone3]", ("suite/abi/test_x",), False),
+])
+def test_known_killers_outside_the_runs_selection_are_not_run(nodeid: str, suite: tuple[str, ...], inside: bool):
+    assert mut.selected(nodeid, suite) is inside
+
+
+def _quick_runs(tmp_path: Path, monkeypatch, known: list[str], outcomes: list[RunOutcome]) -> list[tuple[str, ...]]:
+    """Judge one mutant with --quick, the killer memory saying `known`; the suite selections run, in order."""
+    from harness import mutant_memory as memory
+    monkeypatch.setattr(memory, "memory_file", lambda: tmp_path / "killers.json")
+    memory.remember("m", known)
+    runs: list[tuple[str, ...]] = []
+
+    def fake_run(label, patch, cfg, extra=()):
+        runs.append((*cfg.suite, *extra))
+        return outcomes[len(runs) - 1]
+    monkeypatch.setattr(mut, "run_suite", fake_run)
+    cfg = mut.RunConfig(suite=("suite",), pytest_args=(), results=tmp_path, timeout=60, quick=True)
+    mutant = mut.Mutant(name="m", path=tmp_path / "m.patch", bug_class="x", breaks="y")
+    verdict = mut._judge_suite(mutant, cfg, baseline_failed=set())
+    runs.append((verdict.verdict, *verdict.killed_by))
+    return runs
+
+
+def test_quick_runs_the_known_killers_alone_and_stops_when_they_kill(tmp_path: Path, monkeypatch):
+    t1 = "suite/abi/test_x.py::test_y[eclone]"
+    runs = _quick_runs(tmp_path, monkeypatch, [t1], [RunOutcome("completed", failed=[t1], tests=1)])
+    assert runs == [(t1,), (KILLED, t1)]
+
+
+def test_quick_falls_back_to_the_whole_suite_with_the_old_killers_first(tmp_path: Path, monkeypatch):
+    t1, t2 = "suite/abi/test_x.py::test_y[eclone]", "suite/semantics/test_z.py::test_w[eclone]"
+    runs = _quick_runs(tmp_path, monkeypatch, [t1], [RunOutcome("completed", failed=[], tests=1),
+                                                     RunOutcome("completed", failed=[t2], tests=300)])
+    assert runs == [(t1,), ("suite", "--maxfail", "1", "--run-first", t1), (KILLED, t2)]
+
+
+def test_quick_without_known_killers_runs_the_whole_suite_once(tmp_path: Path, monkeypatch):
+    runs = _quick_runs(tmp_path, monkeypatch, [], [RunOutcome("completed", failed=[], tests=300)])
+    assert runs == [("suite", "--maxfail", "1"), (SURVIVED,)]
