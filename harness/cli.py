@@ -75,6 +75,8 @@ def _add_repro_and_peers(sub: argparse._SubParsersAction) -> None:
     trace.add_argument("--out", type=Path, default=None, metavar="FILE", help="instead of docs/TRACEABILITY.md")
     trace.add_argument("--mutants-json", type=Path, default=None, metavar="FILE",
                        help="a `harness mutants` mutants.json: count a mutant only where a test of the rule killed it")
+    trace.add_argument("--record-kills", type=Path, default=None, metavar="FILE",
+                       help="first merge the kills of this `harness mutants` mutants.json into qemu/mutants/kills.json")
 
 
 def _add_mutants(sub: argparse._SubParsersAction) -> None:

@@ -265,8 +265,9 @@ RULES: tuple[Rule, ...] = (
        "next-id-not-one-shot"),
     _r("N-NEXT-ID-WRITER", "next_id (seed 004)", "only the thread itself may write its file (EPERM, even as root)",
        NEXT_ID, f"{ID}test_next_id::test_another_processes_file_is_eperm_even_for_root "
+       f"{ID}test_next_id::test_a_sibling_threads_file_is_eperm_before_any_syntax_check "
        f"{ID}test_next_id::test_the_file_is_per_thread_only",
-       "next-id-any-thread-may-write"),
+       "next-id-any-thread-may-write next-id-thread-group-may-write next-id-size-before-permission"),
     _r("N-NEXT-ID-SYNTAX", "next_id (seed 004)", "LONG<n> X0 .. X<n-1> / LONG X, n 1..33, plain decimal up to "
        "LONG_MAX, "
        "one blank between fields, one optional newline, <= 1024 bytes, else EINVAL and nothing stored; reads back "
@@ -279,14 +280,16 @@ RULES: tuple[Rule, ...] = (
        "next-id-syntax-loose"),
     _r("N-NEXT-ID-IPC", "next_id (seed 004)", "SysV IPC: one pending id makes the next msgget/semget/shmget that "
        "creates an object take exactly that id (index in use: EBUSY; n > 1 or index out of range: EINVAL); consumed "
-       "by a call that reaches the creation, kept by one that creates nothing; the sysctl is neither used nor reset",
-       NEXT_ID_IPC, f"{ID}test_chosen_id::test_the_next_object_gets_the_chosen_id "
+       "by a call that reaches the creation, kept by one that creates nothing; the sysctl is neither used nor reset; "
+       "the thread's next process or object takes it, whichever comes first", NEXT_ID_IPC,
+       f"{ID}test_chosen_id::test_the_next_object_gets_the_chosen_id "
        f"{ID}test_chosen_id::test_a_busy_id_gives_what_the_spec_says "
        f"{ID}test_next_id::test_an_ipc_creation_refuses_what_it_cannot_give_with_einval "
        f"{ID}test_next_id::test_an_ipc_call_that_creates_nothing_keeps_the_id "
        f"{ID}test_next_id::test_a_shmget_refused_at_the_creation_consumes_the_id "
-       f"{ID}test_next_id::test_next_id_wins_over_the_sysctl_and_leaves_it_set",
-       "next-id-ipc-busy-takes-next"),
+       f"{ID}test_next_id::test_next_id_wins_over_the_sysctl_and_leaves_it_set "
+       f"{ID}test_next_id::test_whichever_object_comes_first_takes_the_id",
+       "next-id-ipc-busy-takes-next next-id-process-leaves-the-id-for-ipc"),
     # --- ns_last_pid and {msg,sem,shm}_next_id (mainline; NOTES.md "next_id and its mainline descendants") ---
     _r("I-NS-LAST-PID", "ns_last_pid", "writing N sets the writer's active namespace's cursor (N in [0, pid_max], "
        "else EINVAL); the next process gets N+1 if free; CAP_SYS_ADMIN/CAP_CHECKPOINT_RESTORE over the owner",

@@ -1,7 +1,8 @@
-"""`python -m harness trace`: docs/TRACEABILITY.md from the rule table (harness/rules.py), the suite's tests (their
-`profiles` markers) and the mutants (qemu/mutants/*.patch; with `--mutants-json`, only kills measured by a test
-of the rule count). Every test and mutant the table names must exist; a rule with no test or no mutant for a
-profile is listed as a gap."""
+"""`python -m harness trace`: docs/TRACEABILITY.md from the rule table (harness/rules.py), the suite's tests
+(their `profiles` markers) and the mutants (qemu/mutants/*.patch, with the kills measured by `harness mutants`
+runs recorded in qemu/mutants/kills.json; with `--mutants-json`, only that run's kills by a test of the rule
+count). Every test and mutant the table names must exist; a rule with no test or no mutant for a profile is
+listed as a gap."""
 
 from __future__ import annotations
 
@@ -19,7 +20,9 @@ from .rules import ALL, ID_ALL, RULES, Rule
 # which profiles a mutant's bug reaches, by its name (the rest touch code every profile shares)
 MUTANT_SCOPE = (("eclone-", ("eclone",)), ("clone3-", ("clone3",)), ("clone2-", ("clone2",)),
                 ("clone-with-pids-", ("clone_with_pids",)), ("root-anchored-", ("clone_with_pids", "clone2")),
-                ("ns-last-pid-", ("ns_last_pid",)), ("ipc-next-id-", ("msg_next_id", "sem_next_id", "shm_next_id")))
+                ("ns-last-pid-", ("ns_last_pid",)), ("ipc-next-id-", ("msg_next_id", "sem_next_id", "shm_next_id")),
+                ("next-id-", ("next_id", "next_id_msg", "next_id_sem", "next_id_shm")))  # one file, four profiles
+KILLS_FILE = Path("qemu") / "mutants" / "kills.json"  # measured kills, merged from `harness mutants` runs
 
 
 def mutant_scope(name: str) -> tuple[str, ...]:
@@ -52,20 +55,42 @@ def _profiles_mark(marks: Any) -> tuple[str, ...] | None:
     return None
 
 
-def measured_kills(mutants_json: Path) -> dict[str, set[tuple[str, str]]]:
-    """mutant -> (test `area/test_file::test_function`, profile) pairs that killed it in a `harness mutants`
-    run (the profile is the first part of the test's parameter id; "" when it has none)."""
+def run_kills(mutants_json: Path) -> dict[str, list[str]]:
+    """mutant -> node ids of the tests that killed it in a `harness mutants` run."""
     data = json.loads(mutants_json.read_text())
-    out: dict[str, set[tuple[str, str]]] = {}
+    out: dict[str, list[str]] = {}
     for m in data.get("mutants", []):
         if m.get("verdict") != "killed":
             continue
-        kills = set()
-        for det in (m.get("detectors") or {}).values():
-            for node in det.get("killed_by", []) if isinstance(det, dict) else []:
-                kills.add(_short(node))
-        out[m["name"]] = kills
+        out[m["name"]] = sorted({node for det in (m.get("detectors") or {}).values() if isinstance(det, dict)
+                                 for node in det.get("killed_by", [])})
     return out
+
+
+def measured_kills(mutants_json: Path) -> dict[str, set[tuple[str, str]]]:
+    """mutant -> (test `area/test_file::test_function`, profile) pairs that killed it in a `harness mutants`
+    run (the profile is the first part of the test's parameter id; "" when it has none)."""
+    return _pairs(run_kills(mutants_json))
+
+
+def _pairs(kills: dict[str, list[str]]) -> dict[str, set[tuple[str, str]]]:
+    return {name: {_short(node) for node in nodes} for name, nodes in kills.items()}
+
+
+def recorded_kills(root: Path) -> dict[str, list[str]]:
+    """The kills committed in qemu/mutants/kills.json ({} when there is none)."""
+    path = root / KILLS_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def record_kills(root: Path, mutants_json: Path) -> dict[str, list[str]]:
+    """Merge a run's kills into qemu/mutants/kills.json (a kill once measured stays: the mutants do not
+    change without their name changing)."""
+    merged = recorded_kills(root)
+    for name, nodes in run_kills(mutants_json).items():
+        merged[name] = sorted(set(merged.get(name, [])) | set(nodes))
+    (root / KILLS_FILE).write_text(json.dumps(dict(sorted(merged.items())), indent=1) + "\n")
+    return merged
 
 
 def _short(node: str) -> tuple[str, str]:
@@ -93,8 +118,11 @@ class Cell:
 
 
 def trace(tests: dict[str, tuple[str, ...]], mutants: set[str], kills: dict[str, set[tuple[str, str]]] | None = None,
-          rules: tuple[Rule, ...] = RULES) -> list[Cell]:
-    """One cell per rule and profile; ConfigError naming any test or mutant the table has wrong."""
+          rules: tuple[Rule, ...] = RULES, recorded: dict[str, set[tuple[str, str]]] | None = None) -> list[Cell]:
+    """One cell per rule and profile; ConfigError naming any test or mutant the table has wrong.
+
+    `kills` (a run's): only measured kills count. Otherwise a mutant counts where its name reaches the
+    profile or where `recorded` (qemu/mutants/kills.json) has a test of the rule killing it for the profile."""
     unknown = sorted({t for r in rules for t in r.tests if t not in tests} |
                      {m for r in rules for m in r.mutants if m not in mutants})
     if unknown:
@@ -104,7 +132,8 @@ def trace(tests: dict[str, tuple[str, ...]], mutants: set[str], kills: dict[str,
         for profile in rule.profiles:
             ts = [t for t in rule.tests if profile in tests[t]]
             if kills is None:
-                ms = [m for m in rule.mutants if profile in mutant_scope(m)]
+                ms = [m for m in rule.mutants if profile in mutant_scope(m)
+                      or any((t, profile) in (recorded or {}).get(m, set()) for t in ts)]
             else:  # measured: a test of the rule killed it for this profile
                 ms = [m for m in rule.mutants if any((t, profile) in kills.get(m, set()) for t in ts)]
             cells.append(Cell(rule, profile, ts, ms))
@@ -117,8 +146,9 @@ def render(cells: list[Cell], mutants: set[str], rules: tuple[Rule, ...] = RULES
              "markers and `qemu/mutants/`; do not edit by hand. A mutant counts for a profile when its bug reaches "
              "that profile by its name (`eclone-*` only eclone, `root-anchored-*` clone_with_pids and clone2, "
              "`pid-*`/`fork-*` every profile: conservative, as eclone's alloc_pid path is shared by the seeds' "
-             "calls) or, with `--mutants-json FILE` (a `harness mutants` run), when a test of the rule killed it "
-             "for that profile. `V-*` are the places where "
+             "calls; `next-id-*` the four next_id profiles) or when a test of the rule killed it for that profile in a "
+             "measured run (`qemu/mutants/kills.json`, merged by `harness trace --record-kills mutants.json`; with "
+             "`--mutants-json FILE` only that run's kills count). `V-*` are the places where "
              "correct kernels differ (NOTES.md \"Newer kernels\"): each is probed or tolerated, never assumed; "
              "they need tests, not mutants.", "",
              "| rule | NOTES.md | rule | profile | tests | mutants |", "|---|---|---|---|---|---|"]
@@ -146,6 +176,9 @@ def mutant_names(root: Path) -> set[str]:
 
 
 def trace_command(args: Any) -> int:
+    if args.record_kills:
+        merged = record_kills(paths.REPO_ROOT, args.record_kills)
+        print(f"trace: {len(merged)} mutants with measured kills in {KILLS_FILE}")
     return main(args.out, args.mutants_json)
 
 
@@ -153,7 +186,8 @@ def main(out: Path | None = None, mutants_json: Path | None = None) -> int:
     root = paths.REPO_ROOT
     tests = suite_tests(root / "suite")
     mutants = mutant_names(root)
-    cells = trace(tests, mutants, measured_kills(mutants_json) if mutants_json else None)
+    cells = trace(tests, mutants, measured_kills(mutants_json) if mutants_json else None,
+                  recorded=_pairs(recorded_kills(root)))
     out = out or root / "docs" / "TRACEABILITY.md"
     out.write_text(render(cells, mutants))
     gaps = sum(1 for c in cells if c.gap)

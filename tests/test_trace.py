@@ -66,3 +66,18 @@ def test_the_rule_table_names_only_real_tests_and_mutants_and_the_committed_tabl
     assert len({r.id for r in RULES}) == len(RULES), "rule ids are unique"
     committed = (paths.REPO_ROOT / "docs" / "TRACEABILITY.md").read_text()
     assert committed == trace.render(cells, mutants), "docs/TRACEABILITY.md is stale: run python -m harness trace"
+
+
+def test_recorded_kills_add_the_profiles_a_measured_run_saw_to_those_the_name_reaches(tmp_path):
+    run = {"mutants": [
+        {"name": "eclone-bug", "verdict": "killed",
+         "detectors": {"suite": {"killed_by": ["suite/semantics/test_b.py::test_y[clone3]"]}}},
+        {"name": "clone3-bug", "verdict": "survived", "detectors": {"suite": {"killed_by": []}}}]}
+    (tmp_path / "qemu" / "mutants").mkdir(parents=True)
+    (tmp_path / "run.json").write_text(json.dumps(run))
+    assert trace.record_kills(tmp_path, tmp_path / "run.json") == {
+        "eclone-bug": ["suite/semantics/test_b.py::test_y[clone3]"]}
+    recorded = trace._pairs(trace.recorded_kills(tmp_path))
+    cells = trace.trace(TESTS, MUTANTS, rules=(rule(("abi/test_a::test_x", "semantics/test_b::test_y"),
+                                                    ("eclone-bug",)),), recorded=recorded)
+    assert {c.profile: c.mutants for c in cells} == {"eclone": ["eclone-bug"], "clone3": ["eclone-bug"]}
