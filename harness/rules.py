@@ -110,9 +110,10 @@ RULES: tuple[Rule, ...] = (
        f"{S}test_check_order::test_inner_level_error_wins_over_outer_busy "
        f"{S}test_check_order::test_inner_busy_wins_over_outer_range "
        f"{S}test_check_order::test_eclone_reserved_rule_comes_before_busy {A}test_precedence::test_eclone_check_order",
-       note="no mutant walks the levels outermost first yet"),
+       "eclone-values-checked-before-the-levels"),
     _r("E7-CURSOR", "eclone settled; clone3", "an explicitly chosen pid does not move the cursor", ALL,
-       f"{S}test_partial_vectors::test_explicit_pid_does_not_move_the_cursor",
+       f"{S}test_partial_vectors::test_explicit_pid_does_not_move_the_cursor "
+       f"{S}test_partial_vectors::test_explicit_pids_at_every_level_do_not_move_the_cursor",
        "eclone-explicit-moves-cursor clone3-explicit-moves-cursor"),
     _r("E7-PID1-BUSY", "eclone settled", "pid 1 where an init lives: the busy errno", ALL,
        f"{S}test_pid_ranges::test_eclone_pid_1_where_an_init_lives_is_ebusy "
@@ -244,7 +245,7 @@ RULES: tuple[Rule, ...] = (
        "clone2-tid-sign-extended"),
     _r("R-TLS", "clone_with_pids Rule", "the fifth argument is clone(2)'s tls (CLONE_SETTLS)", ("clone_with_pids",),
        f"{A}test_settls::test_clone_settls_gives_the_tls_argument_or_0_where_the_call_has_none",
-       note="no mutant drops clone_with_pids' tls yet"),
+       "clone-with-pids-tls-dropped"),
     # --- next_id (seed 004): the reference kernel's patches 0011 (processes) and 0012 (SysV IPC) ---
     _r("N-NEXT-ID-LEVELS", "next_id (seed 004)", "the next fork/clone takes the ids, X0 in the child's own namespace "
        "(innermost), X1 in its parent; clone3's rules, a busy pid -> EBUSY, atomic", NEXT_ID,

@@ -76,3 +76,14 @@ def test_explicit_pid_does_not_move_the_cursor(calls, needs_ns_last_pid):
     res = calls.spawn([pid], at=1, spec=spec)
     assert res["errno"] == 0, res
     assert calls.last_pid(spec, 1) == before, "NOTES.md: an explicitly chosen pid does not move the cursor"
+
+
+def test_explicit_pids_at_every_level_do_not_move_the_cursor(calls, needs_ns_last_pid):
+    """NOTES.md: an explicitly chosen pid does not move the cursor. A full vector names every level whatever
+    the profile's anchoring, so this holds for the root-anchored calls too; level 1 is the chain's own."""
+    spec = chain(1)
+    pids = calls.free([0, 1], spec)
+    before = calls.last_pid(spec, 1)
+    res = calls.spawn(pids, at=1, spec=spec)
+    assert res["errno"] == 0, res
+    assert calls.last_pid(spec, 1) == before, "NOTES.md: an explicitly chosen pid does not move the cursor"
