@@ -90,6 +90,27 @@ def read_report(rfd: int, timeout: float = CHILD_REPORT_TIMEOUT) -> dict[str, An
     return child_stub.parse_report(os.read(rfd, 8192))
 
 
+def report_and_exit(pid: int, rfd: int, holders: Holders) -> tuple[dict[str, Any], int | None]:
+    """A report child's report and exit status, waiting once: for its exit (a pidfd, with the report
+    timeout), then reading the report it left in the pipe. Waiting for the report first and the exit
+    after cost the agent two wake-ups, each a switch back into a large process (~0.5 ms under TCG)."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:  # before Linux 5.3, or not a process we can name: report first, then the exit
+        return take_report(pid, rfd, holders), holders.reaper.wait(pid)
+    try:
+        if not select.select([pidfd], [], [], CHILD_REPORT_TIMEOUT)[0]:
+            holders.reaper.kill(pid)
+            raise StepError(f"child {pid} did not report: no exit within {CHILD_REPORT_TIMEOUT:g} s")
+    finally:
+        os.close(pidfd)
+    code = holders.reaper.wait(pid)
+    try:
+        return child_stub.parse_report(os.read(rfd, 8192)), code
+    except (ValueError, OSError) as e:
+        raise StepError(f"child {pid} did not report: {e}") from None
+
+
 def take_report(pid: int, rfd: int, holders: Holders) -> dict[str, Any]:
     """Read a report/hold child's report; a child that does not report is killed (StepError)."""
     try:
@@ -130,12 +151,11 @@ def invoke_syscall(step: dict[str, Any], holders: Holders) -> dict[str, Any]:
     result: dict[str, Any] = {"ret": ret, "errno": err, "child": None, "child_exit": None}
     result["read"] = [arena.read(int(a), int(n)).hex() for a, n in step.get("read", [])]
     try:
-        if ret > 0 and mode in ("report", "hold"):
+        if ret > 0 and mode == "report":
+            result["child"], result["child_exit"] = report_and_exit(ret, rfd, holders)
+        elif ret > 0 and mode == "hold":
             result["child"] = take_report(ret, rfd, holders)
-            if mode == "hold":
-                holders.add(ret, step.get("as"))
-            else:
-                result["child_exit"] = holders.reaper.wait(ret)
+            holders.add(ret, step.get("as"))
         elif ret > 0 and mode in ("exit", "sp", "fs"):
             result["child_exit"] = holders.reaper.wait(ret)
     finally:
