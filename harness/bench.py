@@ -8,19 +8,16 @@ python/C says how much of a program's cost is the agent's rather than the kernel
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import shutil
 import statistics
-import subprocess
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-from .errors import BuildError, EnvError, HarnessError, UsageError
-from .paths import cache_dir
+from .errors import HarnessError, UsageError
 from .progress import note
+from .static_c import build_static
 from .targets.base import Target
 
 C_SOURCE = Path(__file__).resolve().parent / "bench_c" / "spawn.c"
@@ -32,22 +29,7 @@ EXEC_MAX_TIMEOUT = 25.0  # the agent's limit for one exec step
 
 def build_c_spawn(source: Path = C_SOURCE) -> Path:
     """Compile the C spawn loop into the cache (keyed by source and flags); returns the binary."""
-    gcc = shutil.which("gcc")
-    if gcc is None:
-        raise EnvError("bench needs gcc to build the C spawn loop (apt-get install gcc)")
-    key = hashlib.sha256(source.read_bytes() + " ".join(C_FLAGS).encode()).hexdigest()[:16]
-    out = cache_dir() / "bench_c" / f"spawn-{key}"
-    if out.exists():
-        return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(f".tmp{uuid.uuid4().hex[:8]}")
-    built = subprocess.run([gcc, *C_FLAGS, "-o", str(tmp), str(source)], capture_output=True, text=True)
-    if built.returncode != 0:
-        tmp.unlink(missing_ok=True)
-        last = (built.stderr.strip().splitlines() or ["?"])[-1]
-        raise BuildError(f"gcc failed on {source.name}: {last}")
-    tmp.replace(out)
-    return out
+    return build_static(source, C_FLAGS, why="bench's C spawn loop")
 
 
 def ping_median_ms(target: Target, count: int = PINGS) -> float:

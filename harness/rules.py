@@ -264,6 +264,9 @@ RULES: tuple[Rule, ...] = (
        f"{ID}test_next_id::test_the_file_reads_empty_after_the_creation "
        f"{ID}test_next_id::test_a_creation_naming_its_own_pids_clears_them",
        "next-id-not-one-shot"),
+    _r("N-NEXT-ID-EXEC", "next_id (seed 004) settled", "pending ids are never inherited, survive execve() and are "
+       "freed at exit", NEXT_ID, f"{ID}test_next_id::test_pending_ids_survive_execve "
+       f"{ID}test_next_id::test_the_ids_are_used_once_on_success", "next-id-cleared-by-execve"),
     _r("N-NEXT-ID-WRITER", "next_id (seed 004)", "only the thread itself may write its file (EPERM, even as root)",
        NEXT_ID, f"{ID}test_next_id::test_another_processes_file_is_eperm_even_for_root "
        f"{ID}test_next_id::test_a_sibling_threads_file_is_eperm_before_any_syntax_check "

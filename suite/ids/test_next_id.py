@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import errno
 import signal
+import uuid
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -16,10 +18,20 @@ from harness.agent.child_stub import NAP_SECONDS
 from harness.pidspace import chain_levels, pick_free
 from harness.profiles import SpawnRequest, make_profile
 from harness.profiles.ids import IPC_CREAT, IPC_PRIVATE, IPC_SEQ, LONG_MAX, SYS_CLONE, SYSV, next_id_text
-from harness.programs import chain, program, read_file_step, sleep_step, syscall_step, write_file_step
+from harness.programs import (
+    chain,
+    install_and_exec_steps,
+    program,
+    read_file_step,
+    sleep_step,
+    syscall_step,
+    write_file_step,
+)
+from harness.static_c import build_static
 
 pytestmark = pytest.mark.profiles("next_id")
 
+HELPERS = Path(__file__).resolve().parent / "helpers"
 CLONE_VM, CLONE_SIGHAND, CLONE_THREAD = 0x100, 0x800, 0x10000  # CLONE_SIGHAND without CLONE_VM: EINVAL
 
 
@@ -212,6 +224,20 @@ def test_a_sibling_threads_file_is_eperm_before_any_syntax_check(ids, id_profile
     assert oversized["errno"] == errno.EPERM, f"EPERM comes before the size check: {oversized}"
     assert sibling["data"] == "" and own["data"] == "", (sibling, own)
     assert gone.get("errno") == errno.ENOENT, f"the sibling thread outlived its nap: {gone}"
+
+
+def test_pending_ids_survive_execve(ids, id_profile):
+    """A thread writes its file and execs (suite/ids/helpers/next_id_exec.c): the new image still has the ids
+    pending, and its first fork takes them."""
+    binary = build_static(HELPERS / "next_id_exec.c", why="the next_id execve test").read_bytes()
+    spec = ids.chain(1)
+    ids.start(spec, own_ipc_at=())
+    want = ids.free_id(spec, 1)
+    text = next_id_text([want])
+    path = f"/tmp/eclone-next-id-exec-{uuid.uuid4().hex[:12]}"
+    _, ran = ids.run(install_and_exec_steps(binary, path, ["--write-then-exec", text], at=1), spec)
+    assert ran["status"] == 0, ran
+    assert ran["stdout"].strip() == f"pending={text};child={want}", ran
 
 
 @pytest.mark.parametrize("maker", ["clone3", "eclone"])
