@@ -57,7 +57,9 @@ RULES: tuple[Rule, ...] = (
        f"{A}test_eclone_rules::test_exit_signal_above_64_is_kept_as_the_childs_exit_signal",
        "eclone-exit-signal-clone3-rule eclone-pidfd-settid-allowed fork-flag-checks-only-in-eclone"),
     _r("E3-PIDFD", "eclone settled", "CLONE_PIDFD returns the pidfd through parent_tid_ptr", SEEDS,
-       f"{A}test_layout_behaviour::test_pidfd_lands_in_the_pidfd_field", "eclone-pidfd-at-child-tid"),
+       f"{A}test_layout_behaviour::test_pidfd_lands_in_the_pidfd_field "
+       f"{A}test_root_anchored_rules::test_clone2_pidfd_goes_through_a_parent_tid_below_4gib",
+       "eclone-pidfd-at-child-tid clone2-pidfd-at-child-tid"),
     _r("E3-SETTLS", "eclone settled; clone2", "no tls argument: CLONE_SETTLS sets tls 0", ("eclone", "clone2"),
        f"{A}test_settls::test_clone_settls_gives_the_tls_argument_or_0_where_the_call_has_none "
        f"{A}test_settls::test_clone_settls_with_pids_still_gives_fs_base_0", "eclone-settls-from-child-tid"),

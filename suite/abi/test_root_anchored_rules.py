@@ -12,12 +12,13 @@ import pytest
 from harness.pidspace import pick_free, used_pids
 from harness.profiles import Profile, SpawnRequest
 from harness.profiles.base import ARGS_ADDR, PIDS_ADDR
-from harness.programs import ARENA, UNMAPPED, chain, program, write_file_step
+from harness.programs import ARENA, UNMAPPED, chain, program, read_file_step, write_file_step
 
 from ..spec import ROOT_ANCHORED, spec_of
 from .helpers import (
     CHEAP,
     CLONE_PARENT_SETTID,
+    CLONE_PIDFD,
     CLONE_SIGHAND,
     check_rejections,
     deviations,
@@ -192,3 +193,25 @@ def test_clone2_tid_fields_hold_32_bits_so_an_arena_address_is_cut_to_its_low_ha
     res = run1(target, step)
     assert res["errno"] == 0 and res["ret"] > 0, res
     assert res["read"][0] == bytes(0x10).hex(), "a tid was stored at a 64-bit address clone2 cannot carry"
+
+
+@pytest.mark.profiles("clone2")
+def test_clone2_pidfd_goes_through_a_parent_tid_below_4gib(target, profile: Profile):
+    """CLONE_PIDFD returns the pidfd through parent_tid (NOTES.md eclone settled, clone2 alike), a 32-bit address:
+    a page mapped below 4 GiB gets the fd, and /proc/self/fdinfo says it refers to the held child. All at level 1
+    (a worker), so the fd is the worker's."""
+    mapping = {"op": "syscall", "at": 1, "nr": MMAP, "write": [], "clone": False,
+               "regs": [LOW_PAGE, 4096, PROT_RW, MAP_PRIVATE_ANON_FIXED_NOREPLACE, (1 << 64) - 1, 0]}
+    call = spawn(profile, SpawnRequest(at=1, flags=CLONE_PIDFD, child="hold", extra={"parent_tid": LOW_PAGE + 0x10}))
+    peek = {"op": "syscall", "at": 1, "nr": MREMAP, "regs": [LOW_PAGE, 4096, 4096, MREMAP_MAYMOVE_FIXED, PEEK, 0],
+            "write": [], "read": [[PEEK, 0x40]], "clone": False}
+    fdinfo = [read_file_step(f"/proc/self/fdinfo/{fd}", at=1) for fd in range(64)]
+    mapped, spawned, moved, *infos = target.run(program([mapping, call, peek, *fdinfo], chain(1)))["steps"]
+    assert mapped["ret"] == LOW_PAGE, mapped
+    assert spawned["errno"] == 0 and spawned["ret"] > 0, spawned
+    assert moved["ret"] == PEEK, moved
+    words = bytes.fromhex(moved["read"][0])
+    fd = int.from_bytes(words[0x10:0x14], "little")
+    assert words[:0x10] == bytes(0x10) and words[0x14:] == bytes(0x2C), f"only the pidfd is written: {words.hex()}"
+    assert fd < len(infos) and f"Pid:\t{spawned['child']['nspid'][0]}\n" in infos[fd].get("data", ""), \
+        f"fd {fd} is not a pidfd of the child: {infos[fd] if fd < len(infos) else None}"
