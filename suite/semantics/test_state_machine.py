@@ -28,11 +28,11 @@ from harness.oracle.check import state_disagreements
 from harness.oracle.choices import CursorKind, Kind, PidChoice, cursor_value, resolve_pid
 from harness.oracle.effects import after_cursor_write, after_exit, after_occupy, occupy_outcome
 from harness.oracle.model import ChainState
-from harness.oracle.predict import Spawn, vector_levels
+from harness.oracle.predict import Spawn, newpid_error, vector_levels
 from harness.oracle.runner import ChainModel, Run, Verdict, judge
 from harness.oracle.scenario import CallShape, concrete_spawn, reask_allocated
 from harness.oracle.sync import NS_LAST_PID
-from harness.programs import occupy_step, release_step, write_file_step
+from harness.programs import occupy_step, release_step, unshare_step, write_file_step
 from harness.strategies import namespace_chains, pid_choices, pid_vectors
 from suite.semantics.conftest import Calls
 
@@ -179,29 +179,51 @@ class PidNamespaces(RuleBasedStateMachine):
         vector = (PidChoice(Kind.BUSY, salt), *(PidChoice(Kind.FREE, salt + i) for i in range(at - outer)))
         self._spawn(c, CallShape(at, vector), hold)
 
-    def _spawn(self, c: int, shape: CallShape, hold: bool) -> None:
+    @rule(which=INDEX, at=INDEX, vector=st.one_of(pid_vectors(MAX_DEPTH + 2), st.none()))
+    def spawn_after_unshare(self, which: int, at: int, vector: tuple[PidChoice, ...] | None) -> None:
+        """The caller first unshares its pid namespace for children (NOTES.md eclone settled: the vector still
+        names the caller's active levels; the child is the new namespace's pid 1): the model predicts it as
+        CLONE_NEWPID, or as a plain call where the unshare itself is refused (no CAP_SYS_ADMIN, too deep)."""
+        c = which % len(self.chains)
+        state = self.chains[c].belief
+        at = at % (state.depth + 1)
+        room = self.profile.vector_levels(at, True)
+        self._spawn(c, CallShape(at, None if vector is None else vector[-room:], True), hold=False, unshare=True)
+
+    def _spawn(self, c: int, shape: CallShape, hold: bool, unshare: bool = False) -> None:
         """Make the call a shape stands for; if refused after allocating inner levels, ask for those again."""
         state = self.chains[c].belief
         recent = {k: self.recent.get((c, k), []) for k in range(shape.at + 1)}
         spawn = concrete_spawn(self.profile.name, shape, state, self._tasks(c), recent)
-        verdict = self._call(c, spawn, hold)
+        if unshare:
+            refused = newpid_error(state, spawn)  # unshare(CLONE_NEWPID) has the checks CLONE_NEWPID has
+            spawn = Spawn(spawn.at, spawn.pids, newpid=refused is None)
+            verdict = self._call(c, spawn, hold, unshare_errno=refused.errno if refused else 0)
+        else:
+            verdict = self._call(c, spawn, hold)
         again = reask_allocated(self.profile.name, spawn, verdict.outcome)
         if not verdict.problems and again is not None:
             self._call(c, again, hold=False)  # the pids the refused call had allocated must be free
 
-    def _call(self, c: int, spawn: Spawn, hold: bool) -> Verdict:
-        """One call on chain c, judged against the model's belief; a held child is remembered."""
+    def _call(self, c: int, spawn: Spawn, hold: bool, unshare_errno: int | None = None) -> Verdict:
+        """One call on chain c, judged against the model's belief; a held child is remembered. With
+        `unshare_errno` (what the model expects of it) an unshare step comes first and the call has no
+        CLONE_NEWPID of its own."""
         state = self.chains[c].belief
         self.serial += 1
         name = f"s{self.serial}" if hold else None
-        step = Calls(self.target, self.profile).step(spawn.pids, spawn.at, spawn.newpid,
+        unshared = unshare_errno is not None
+        step = Calls(self.target, self.profile).step(spawn.pids, spawn.at, spawn.newpid and not unshared,
                                                      "hold" if hold else "report", name)
         history = self.programs[:]
-        run = self._run(c, [step])
-        verdict = judge(self.profile.name, spawn, run, run.results[0], hold, history, before=state)
+        run = self._run(c, [unshare_step(at=spawn.at), step] if unshared else [step])
+        res = run.results[-1]
+        if unshared and run.results[0].get("errno") != unshare_errno:
+            self.problems.append(f"unshare(CLONE_NEWPID) at level {spawn.at}: model errno {unshare_errno}, "
+                                 f"agent {run.results[0]}")
+        verdict = judge(self.profile.name, spawn, run, res, hold, history, before=state)
         if verdict.problems:
             self.problems.append(verdict.summary())  # the invariant adds the replay of the whole example
-        res = run.results[0]
         if hold and res.get("child") and res["ret"] > 0:
             self.holders[name] = Holder(c, spawn.at, tuple(res["child"]["nspid"]))
         elif res.get("errno"):
