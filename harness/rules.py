@@ -134,7 +134,8 @@ RULES: tuple[Rule, ...] = (
        "deeper levels are the kernel's (a refused call leaves a new namespace its pid 1)", ALL,
        f"{S}test_changed_namespaces::test_after_unshare_the_vector_names_the_callers_levels_and_the_new_one_is_pid_1 "
        f"{S}test_changed_namespaces::test_after_setns_the_vector_names_the_callers_levels "
-       f"{S}test_changed_namespaces::test_after_unshare_a_refused_call_leaves_the_new_namespace_its_pid_1",
+       f"{S}test_changed_namespaces::test_after_unshare_a_refused_call_leaves_the_new_namespace_its_pid_1 "
+       f"{S}test_state_machine::test_chains_stay_in_step_with_the_model",
        "eclone-active-ns-from-nsproxy pidns-first-failure-keeps-cursor"),
     _r("E9-NEWPID", "eclone step 9", "CLONE_NEWPID: the child is pid 1 there; pids cover the caller's levels", SEEDS,
        f"{S}test_new_namespace::test_eclone_new_namespace_child_gets_pid_1_automatically "
