@@ -247,7 +247,7 @@ def profile(request: pytest.FixtureRequest, target: Target) -> Profile:
 
 
 @pytest.fixture
-def id_profile(request: pytest.FixtureRequest, target: Any) -> IdProfile:
+def id_profile(request: pytest.FixtureRequest, target: Target) -> IdProfile:
     """The write-then-create interface under test (harness/profiles/ids.py); skipped with the probe's reason."""
     prof = make_profile(request.param)
     reason = _session(request.config).support_reason(prof)

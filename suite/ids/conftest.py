@@ -18,6 +18,7 @@ from harness.pidspace import chain_levels, pick_free
 from harness.profiles import IdProfile, SpawnRequest, make_profile
 from harness.profiles.ids import IPC_SEQ, unshare_ipc_step
 from harness.programs import chain, program
+from harness.targets.base import Target
 
 from ..spec import IdSpec, id_spec_of
 
@@ -27,7 +28,7 @@ SEQ = 5  # the IPC sequence number the tests ask for (a fresh namespace starts a
 class Ids:
     """One write-then-create interface on the target, with its spec table."""
 
-    def __init__(self, target: Any, prof: IdProfile) -> None:
+    def __init__(self, target: Target, prof: IdProfile) -> None:
         self.target = target
         self.prof = prof
         self.spec: IdSpec = id_spec_of(prof.name)
@@ -80,5 +81,5 @@ class Ids:
 
 
 @pytest.fixture
-def ids(target: Any, id_profile: IdProfile) -> Ids:
+def ids(target: Target, id_profile: IdProfile) -> Ids:
     return Ids(target, id_profile)
