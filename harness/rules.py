@@ -163,7 +163,7 @@ RULES: tuple[Rule, ...] = (
     _r("E11-RETURN", "eclone step 11", "returns the child's pid in the caller's active namespace", ALL,
        f"{S}test_new_namespace::test_eclone_new_namespace_child_gets_pid_1_automatically "
        f"{S}test_changed_namespaces::test_after_unshare_the_vector_names_the_callers_levels_and_the_new_one_is_pid_1",
-       "eclone-newpid-vector-shifted"),
+       "eclone-newpid-vector-shifted clone3-returns-the-innermost-pid"),
     _r("E-LAYOUT", "eclone struct (seed 003); clone2; clone_with_pids", "struct offsets, sizes, sizeof; i386 = x86_64",
        SEEDS, f"{A}test_layout_static::test_uapi_header_matches_the_spec_table "
        f"{A}test_layout_static::test_spec_table_is_the_same_for_i386_and_x86_64_without_padding "
