@@ -169,8 +169,9 @@ RULES: tuple[Rule, ...] = (
        f"{A}test_layout_static::test_spec_table_is_the_same_for_i386_and_x86_64_without_padding "
        f"{A}test_layout_behaviour::test_count_field_says_how_many_pids_are_read "
        f"{A}test_layout_behaviour::test_child_settid_writes_the_tid_at_child_tid_ptr_only "
-       f"{A}test_layout_behaviour::test_parent_settid_writes_the_tid_at_parent_tid_ptr_only",
-       "eclone-uapi-layout-swapped clone-with-pids-child-tid-truncated"),
+       f"{A}test_layout_behaviour::test_parent_settid_writes_the_tid_at_parent_tid_ptr_only "
+       f"{A}test_root_anchored_rules::test_clone2_pidfd_goes_through_a_parent_tid_below_4gib",
+       "eclone-uapi-layout-swapped clone-with-pids-child-tid-truncated clone2-uapi-tids-swapped"),
     _r("DYING-NS", "Newer kernels (b26ebfe12f34); 6.1 alloc_pid", "a namespace whose init died takes no process: "
        "ENOMEM, also with set_tid/pids", ALL,
        f"{S}test_changed_namespaces::test_no_process_in_an_unshared_namespace_whose_init_exited "

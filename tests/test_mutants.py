@@ -78,7 +78,8 @@ def test_mutants_only_touch_the_clone_and_pid_paths():
     """The eclone UAPI header too: a layout bug lives there (the kernel follows it by field name); and the
     mainline write-then-create files (ns_last_pid, the SysV next_id sysctls) and the reference kernel's next_id file
     (and the execve path its pending ids must survive)."""
-    allowed = {"kernel/fork.c", "kernel/pid.c", "include/uapi/linux/eclone.h", "kernel/pid_namespace.c",
+    allowed = {"kernel/fork.c", "kernel/pid.c", "include/uapi/linux/eclone.h",
+               "include/uapi/linux/clone2.h", "kernel/pid_namespace.c",
                "ipc/util.c", "ipc/ipc_sysctl.c", "kernel/next_id.c", "fs/proc/base.c", "fs/exec.c"}
     for path in sorted(MUTANTS_DIR.glob("*.patch")):
         assert set(_patched_files(path)) <= allowed, path.name
