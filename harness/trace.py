@@ -70,10 +70,10 @@ def run_kills(mutants_json: Path) -> dict[str, list[str]]:
 def measured_kills(mutants_json: Path) -> dict[str, set[tuple[str, str]]]:
     """mutant -> (test `area/test_file::test_function`, profile) pairs that killed it in a `harness mutants`
     run (the profile is the first part of the test's parameter id; "" when it has none)."""
-    return _pairs(run_kills(mutants_json))
+    return kill_pairs(run_kills(mutants_json))
 
 
-def _pairs(kills: dict[str, list[str]]) -> dict[str, set[tuple[str, str]]]:
+def kill_pairs(kills: dict[str, list[str]]) -> dict[str, set[tuple[str, str]]]:
     return {name: {_short(node) for node in nodes} for name, nodes in kills.items()}
 
 
@@ -187,7 +187,7 @@ def main(out: Path | None = None, mutants_json: Path | None = None) -> int:
     tests = suite_tests(root / "suite")
     mutants = mutant_names(root)
     cells = trace(tests, mutants, measured_kills(mutants_json) if mutants_json else None,
-                  recorded=_pairs(recorded_kills(root)))
+                  recorded=kill_pairs(recorded_kills(root)))
     out = out or root / "docs" / "TRACEABILITY.md"
     out.write_text(render(cells, mutants))
     gaps = sum(1 for c in cells if c.gap)

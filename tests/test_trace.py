@@ -60,7 +60,7 @@ def test_measured_kills_count_only_where_a_test_of_the_rule_killed_the_mutant(tm
 def test_the_rule_table_names_only_real_tests_and_mutants_and_the_committed_table_is_current():
     tests = trace.suite_tests(paths.REPO_ROOT / "suite")
     mutants = trace.mutant_names(paths.REPO_ROOT)
-    cells = trace.trace(tests, mutants)
+    cells = trace.trace(tests, mutants, recorded=trace.kill_pairs(trace.recorded_kills(paths.REPO_ROOT)))
     assert {r.id for r in RULES} >= {"E8-CHANGED-NS", "DYING-NS", "E3-SETTLS", "E10-SUCCESS-LEAK", "V-PIDFD-THREAD",
                                      "V-CLONE3-TWO-PASS", "V-CURSOR-ON-FAILURE"}
     assert len({r.id for r in RULES}) == len(RULES), "rule ids are unique"
@@ -77,7 +77,7 @@ def test_recorded_kills_add_the_profiles_a_measured_run_saw_to_those_the_name_re
     (tmp_path / "run.json").write_text(json.dumps(run))
     assert trace.record_kills(tmp_path, tmp_path / "run.json") == {
         "eclone-bug": ["suite/semantics/test_b.py::test_y[clone3]"]}
-    recorded = trace._pairs(trace.recorded_kills(tmp_path))
+    recorded = trace.kill_pairs(trace.recorded_kills(tmp_path))
     cells = trace.trace(TESTS, MUTANTS, rules=(rule(("abi/test_a::test_x", "semantics/test_b::test_y"),
                                                     ("eclone-bug",)),), recorded=recorded)
     assert {c.profile: c.mutants for c in cells} == {"eclone": ["eclone-bug"], "clone3": ["eclone-bug"]}
