@@ -234,7 +234,7 @@ RULES: tuple[Rule, ...] = (
     _r("R-FLAGS-FIRST", "clone_with_pids/clone2 settled", "flags and count before the pid set is read", ROOT,
        f"{A}test_root_anchored_rules::test_clone_with_pids_count_and_flags_come_before_reading_the_pid_set "
        f"{A}test_root_anchored_rules::test_clone2_count_and_flags_come_before_reading_the_pids",
-       "clone-with-pids-flags-after-pid-set"),
+       "clone-with-pids-flags-after-pid-set clone2-flags-after-pids"),
     _r("R-HIGH-FLAGS", "clone_with_pids/clone2", "clone2: any of bits 32-63: EINVAL; clone_with_pids ignores them",
        ROOT, f"{A}test_root_anchored_rules::test_clone2_every_high_flag_bit_alone_is_einval "
        f"{A}test_root_anchored_rules::test_clone_with_pids_ignores_flag_bits_32_to_63_as_clone_does",
