@@ -15,7 +15,7 @@ import pytest
 
 from harness.coverage.build import coverage_request, kept_files, make_vars, require_gcov
 from harness.coverage.gcov import FileCoverage, parse_gcov_json, run_gcov
-from harness.coverage.patch_lines import AddedLine, added_lines, map_line, mismatches, parse_patch
+from harness.coverage.patch_lines import AddedLine, added_lines, map_line, mismatches, parse_patch, realigned
 from harness.coverage.report import build_report, cobertura_xml, patch_report, terminal_lines, write_html
 from harness.errors import ConfigError, UsageError
 from harness.kernel_build import BuildRequest, reference_patches, reference_request
@@ -103,10 +103,14 @@ def test_the_reference_series_added_lines_are_where_the_patched_files_have_them(
                        if any(f"+++ b/{rel}\n" in block for rel in ("kernel/pid.c", "kernel/fork.c")))
         subprocess.run(["patch", "-p1", "--batch"], input=text, text=True, cwd=tmp_path, check=True,
                        capture_output=True)
-    added = series_added_lines(list(reference_patches()))
+    planned = series_added_lines(list(reference_patches()))
+    added = {}
     for rel in ("kernel/pid.c", "kernel/fork.c"):
+        source = (tmp_path / rel).read_text().splitlines()
+        added[rel] = realigned(planned[rel], source)  # this machine's linux-source-6.1 may be another point release
         assert added[rel], rel
-        assert mismatches(added[rel], (tmp_path / rel).read_text().splitlines()) == []
+        assert mismatches(added[rel], source) == []
+        assert len(added[rel]) == len(planned[rel]), f"{rel}: every added line is found in the patched file"
     pid_c_patches = {a.patch for a in added["kernel/pid.c"].values()}
     assert "0002-pid-let-alloc_pid-allocate-eclone-pids" in pid_c_patches  # later patches may add lines too
     assert pid_c_patches <= {p.stem for p in reference_patches()}
@@ -305,3 +309,12 @@ def test_run_coverage_reports_the_series_lines_the_suite_reaches(tmp_path: Path)
     fork = cov["patch"]["by_patch"]["0004-fork-add-eclone-syscall"]
     assert fork["lines"][0] > 0  # sys_eclone ran
     assert "kernel coverage" in proc.stdout and "eclone series" in proc.stdout
+
+
+def test_added_lines_are_found_where_patch_put_them_on_another_point_release() -> None:
+    """The series applied with an offset (another 6.1 point release): the runs of added lines move with it."""
+    added = {3: AddedLine("a();", "p1"), 4: AddedLine("b();", "p1"), 9: AddedLine("c();", "p2")}
+    source = ["x"] * 5 + ["a();", "b();"] + ["y"] * 4 + ["c();"] + ["z"] * 3  # +3 and +3
+    assert realigned(added, source) == {6: added[3], 7: added[4], 12: added[9]}
+    found = realigned(added, ["a();", "b();", "nothing else"])
+    assert found == {1: added[3], 2: added[4]}, "a run found nowhere is left out"

@@ -116,3 +116,33 @@ def series_added_lines(paths: list[Path]) -> dict[str, dict[int, AddedLine]]:
 def mismatches(added: dict[int, AddedLine], source: list[str]) -> list[int]:
     """Added lines whose text is not at that line of the post-series source (patch applied with an offset)."""
     return [n for n, a in added.items() if n > len(source) or source[n - 1] != a.text]
+
+
+def realigned(added: dict[int, AddedLine], source: list[str], reach: int = 3000) -> dict[int, AddedLine]:
+    """The added lines where they really are in the post-series source.
+
+    The hunks' line numbers are those of the tree the series was made on; on another point release of the
+    same kernel (Debian's linux-source moves with every security update) `patch` applies them with an
+    offset. Each run of consecutive added lines is looked for at its number, then at the nearest offset
+    (up to `reach` lines) where every line of the run matches; a run found nowhere is left out."""
+    out: dict[int, AddedLine] = {}
+    numbers = sorted(added)
+    runs: list[list[int]] = []
+    for n in numbers:
+        if runs and n == runs[-1][-1] + 1:
+            runs[-1].append(n)
+        else:
+            runs.append([n])
+    last_offset = 0
+    for run in runs:
+        for offset in _offsets(last_offset, reach):
+            if all(0 < n + offset <= len(source) and source[n + offset - 1] == added[n].text for n in run):
+                out.update({n + offset: added[n] for n in run})
+                last_offset = offset
+                break
+    return out
+
+
+def _offsets(start: int, reach: int) -> list[int]:
+    """start, then start +- 1, +- 2, ... (the previous run's offset first: hunks of a file move together)."""
+    return [start, *(start + sign * d for d in range(1, reach + 1) for sign in (1, -1)), 0]

@@ -15,7 +15,7 @@ from ..errors import HarnessError
 from . import collect
 from .artifacts import Artifacts, load_artifacts
 from .gcov import FileCoverage, run_gcov
-from .patch_lines import series_added_lines
+from .patch_lines import realigned, series_added_lines
 from .report import build_report, cobertura_xml, terminal_lines, write_html
 
 if TYPE_CHECKING:
@@ -83,8 +83,9 @@ class CoveragePlugin:
                 files.setdefault(source, FileCoverage()).merge(per_file[source])
         from ..kernel_build import reference_patches
         series = {p.stem for p in reference_patches()}
-        added = series_added_lines(list(art.patches))
         texts = {s: art.source(s).read_text(errors="replace").splitlines() for s in art.sources}
+        added = {name: realigned(lines, texts[name]) if name in texts else lines
+                 for name, lines in series_added_lines(list(art.patches)).items()}
         result = build_report(files, art.sources, added, series, texts)
         result["runs"] = len(runs)
         cobertura = self.out / "cobertura.xml"
