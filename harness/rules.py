@@ -59,10 +59,11 @@ RULES: tuple[Rule, ...] = (
     _r("E3-PIDFD", "eclone settled", "CLONE_PIDFD returns the pidfd through parent_tid_ptr", SEEDS,
        f"{A}test_layout_behaviour::test_pidfd_lands_in_the_pidfd_field "
        f"{A}test_root_anchored_rules::test_clone2_pidfd_goes_through_a_parent_tid_below_4gib",
-       "eclone-pidfd-at-child-tid clone2-pidfd-at-child-tid"),
+       "eclone-pidfd-at-child-tid clone2-pidfd-at-child-tid clone-with-pids-pidfd-at-child-tid"),
     _r("E3-SETTLS", "eclone settled; clone2", "no tls argument: CLONE_SETTLS sets tls 0", ("eclone", "clone2"),
        f"{A}test_settls::test_clone_settls_gives_the_tls_argument_or_0_where_the_call_has_none "
-       f"{A}test_settls::test_clone_settls_with_pids_still_gives_fs_base_0", "eclone-settls-from-child-tid"),
+       f"{A}test_settls::test_clone_settls_with_pids_still_gives_fs_base_0",
+       "eclone-settls-from-child-tid clone2-settls-from-child-tid"),
     _r("E3-FLAGS-FIRST", "eclone settled", "flag checks before the pid vector is read and before privilege", ECLONE,
        f"{A}test_eclone_rules::test_flag_combinations_clone_refuses_are_einval_even_with_unreadable_pids "
        f"{A}test_precedence::test_eclone_check_order", "eclone-flags-after-pids"),
@@ -122,7 +123,7 @@ RULES: tuple[Rule, ...] = (
        f"{S}test_pid_ranges::test_clone3_pid_1_where_an_init_lives_is_eexist",
        "eclone-busy-wrong-errno clone3-busy-wrong-errno"),
     _r("E7-THREAD", "eclone settled", "CLONE_THREAD with pids is allowed (the pids name the thread)", SEEDS,
-       f"{S}test_pid_selection::test_new_thread_gets_the_chosen_pid", "eclone-thread-pids-rejected"),
+       f"{S}test_pid_selection::test_new_thread_gets_the_chosen_pid", "eclone-thread-pids-rejected root-anchored-thread-pids-rejected"),
     _r("E8-ORDER", "eclone step 8", "pids[0] outermost; a short vector applies from the caller's level outwards",
        ECLONE, f"{S}test_pid_selection::test_full_vector_sets_every_level_outermost_first "
        f"{S}test_pid_selection::test_caller_in_the_middle_of_a_chain_sets_its_level_and_the_ones_above "
