@@ -123,7 +123,8 @@ RULES: tuple[Rule, ...] = (
        f"{S}test_pid_ranges::test_clone3_pid_1_where_an_init_lives_is_eexist",
        "eclone-busy-wrong-errno clone3-busy-wrong-errno"),
     _r("E7-THREAD", "eclone settled", "CLONE_THREAD with pids is allowed (the pids name the thread)", SEEDS,
-       f"{S}test_pid_selection::test_new_thread_gets_the_chosen_pid", "eclone-thread-pids-rejected root-anchored-thread-pids-rejected"),
+       f"{S}test_pid_selection::test_new_thread_gets_the_chosen_pid",
+       "eclone-thread-pids-rejected root-anchored-thread-pids-rejected"),
     _r("E8-ORDER", "eclone step 8", "pids[0] outermost; a short vector applies from the caller's level outwards",
        ECLONE, f"{S}test_pid_selection::test_full_vector_sets_every_level_outermost_first "
        f"{S}test_pid_selection::test_caller_in_the_middle_of_a_chain_sets_its_level_and_the_ones_above "
