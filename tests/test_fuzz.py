@@ -250,13 +250,20 @@ def _descendants(root: int) -> dict[int, str]:
     return found
 
 
+def _default_sigint() -> None:
+    """A suite started as a background job (nohup, `cmd &` in a script) ignores SIGINT, and so would the
+    command under test: give it Ctrl-C's default, as a terminal's foreground job has."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_stops_a_session_with_its_report_and_no_qemu_left(tmp_path: Path, reference_kernel: Path) -> None:
     """One short session on the reference kernel: SIGINT once examples ran; the report comes, QEMU goes."""
     results = tmp_path / "fuzz"
     proc = subprocess.Popen([sys.executable, "-m", "harness", "fuzz", "--duration", "5m", "--jobs", "1",
                              "--kernel", str(reference_kernel), "--tests", "suite/semantics/test_oracle_agreement.py",
                              "--db", str(tmp_path / "db"), "--results", str(results)],
-                            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_sigint)
     qemus: set[int] = set()
     deadline = time.monotonic() + 75
     while time.monotonic() < deadline and proc.poll() is None:
