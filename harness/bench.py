@@ -24,7 +24,8 @@ C_SOURCE = Path(__file__).resolve().parent / "bench_c" / "spawn.c"
 C_FLAGS = ["-O2", "-static", "-nostdlib", "-fno-stack-protector", "-fno-pie", "-no-pie", "-s"]
 PINGS = 200
 SPAWN_SECONDS = 3.0
-EXEC_MAX_TIMEOUT = 25.0  # the agent's limit for one exec step
+EXEC_MAX_TIMEOUT = 25.0
+HOST = "host"  # TargetInfo.name of the host target  # the agent's limit for one exec step
 
 
 def build_c_spawn(source: Path = C_SOURCE) -> Path:
@@ -119,7 +120,7 @@ def c_spawn_rate(target: Target, binary: Path, seconds: float = SPAWN_SECONDS) -
     try:
         wrote, ran = target.run(program(steps), timeout=timeout + 60.0)["steps"]
     finally:
-        if target.info.name == "host":  # the sandbox shares the host's /tmp; -u normally removed it
+        if on_host(target):  # the sandbox shares the host's /tmp; -u normally removed it
             Path(path).unlink(missing_ok=True)
     if wrote["errno"]:
         raise HarnessError(f"bench: cannot write {path} in the target (errno {wrote['errno']})")
@@ -131,9 +132,14 @@ def c_spawn_rate(target: Target, binary: Path, seconds: float = SPAWN_SECONDS) -
     return {"spawns": spawns, "seconds": round(ns / 1e9, 3), "per_s": round(spawns * 1e9 / max(ns, 1), 1)}
 
 
+def on_host(target: Target) -> bool:
+    """The host target runs on this machine's kernel: no guest, and the same /tmp."""
+    return target.info.name == HOST
+
+
 def guest_uptime(target: Target) -> float | None:
     """The guest's /proc/uptime right after ready (None on the host target: that is the host's)."""
-    if target.info.name == "host":
+    if on_host(target):
         return None
     from .programs import program, read_file_step
     res = target.run(program([read_file_step("/proc/uptime")]))["steps"][0]

@@ -20,6 +20,7 @@ from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 from .errors import EnvError
 from .paths import cache_dir
 
+FUZZ = "fuzz"  # the profile `harness fuzz` runs under
 FUZZ_DB_ENV = "ECLONE_SUITE_HYPOTHESIS_DB"
 FUZZ_EXAMPLES_ENV = "ECLONE_SUITE_FUZZ_EXAMPLES"
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
@@ -54,7 +55,7 @@ STATEFUL = {"ci": {"max_examples": 10, "stateful_step_count": 45,
 def stateful_settings(profile_name: str) -> settings:
     """The loaded profile's settings, with the stateful test's example count for `profile_name`."""
     overrides = STATEFUL.get(profile_name, {})
-    if profile_name == "fuzz" and os.environ.get(FUZZ_EXAMPLES_ENV):
+    if profile_name == FUZZ and os.environ.get(FUZZ_EXAMPLES_ENV):
         # each ~50x as long; at least 2, as hypothesis makes the first example the simplest (a no-op)
         overrides = {"max_examples": max(2, int(os.environ[FUZZ_EXAMPLES_ENV]) // 10)}
     return settings(settings.default, **overrides)
@@ -94,7 +95,7 @@ def register() -> None:
     for name, values in PROFILES.items():
         if name != "ci" and "database" not in values:
             values = {**values, "database": DirectoryBasedExampleDatabase(str(cache_dir() / "hypothesis" / name))}
-        if name == "fuzz":
+        if name == FUZZ:
             values = {**values, **_fuzz_overrides()}
         settings.register_profile(name, **values)
     settings.load_profile(os.environ.get("ECLONE_SUITE_HYPOTHESIS", "ci"))

@@ -55,6 +55,8 @@ for src, dst, dfile in json.load(sys.stdin):
     py_compile.compile(src, cfile=dst, dfile=dfile, doraise=True, invalidation_mode=mode)
 """
 
+CPIO_TRAILER = "TRAILER!!!"  # the last entry of a newc archive
+
 
 @dataclass
 class CpioWriter:
@@ -121,7 +123,7 @@ class CpioWriter:
         self.add_bytes(current, Path(current).read_bytes(), stat.S_IMODE(st.st_mode))
 
     def finish(self) -> bytes:
-        self._entry("TRAILER!!!", 0)
+        self._entry(CPIO_TRAILER, 0)
         return b"".join(self.entries)
 
 
@@ -267,7 +269,7 @@ def read_cpio(data: bytes) -> dict[str, tuple[int, bytes]]:
         name = data[pos + 110:pos + 110 + namesize - 1].decode()
         pos += 110 + namesize
         pos += -pos % 4
-        if name == "TRAILER!!!":
+        if name == CPIO_TRAILER:
             break
         out[name] = (mode, data[pos:pos + size])
         pos += size + (-size % 4)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from . import report_sections as sections
 from .errors import GuestCrash, HarnessError
 from .hypothesis_profiles import race_rounds_default, register
 from .interrupt import interrupt_on_termination
@@ -286,7 +287,7 @@ def _mark_crash(item: pytest.Item, report: pytest.TestReport, title: str) -> Non
 
 def _add_console(item: pytest.Item, report: pytest.TestReport, text: str) -> None:
     """On the failed report (terminal) and on the item, whose teardown report junitxml writes as system-out."""
-    report.sections.append(("Captured stdout kernel console", text))
+    report.sections.append((sections.CONSOLE, text))
     item.add_report_section("call", "stdout", text)
 
 
@@ -298,7 +299,7 @@ def _save_reproducer(item: pytest.Item, target: Target, report: pytest.TestRepor
         return
     path = save(recording, Path(results) / "repro")
     _, c_line = write_c(recording, path, list(_COMPARED))
-    report.sections.append(("reproducer", f"python -m harness repro {path}\n{c_line}"))
+    report.sections.append((sections.REPRODUCER, f"python -m harness repro {path}\n{c_line}"))
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from harness import report_sections
 from harness.errors import EnvError, GuestCrash, UsageError
 from harness.fuzz import session
 from harness.fuzz.config import parse_duration, resolve_db, select_tests
@@ -85,7 +86,7 @@ def test_pids_levels_and_vectors_do_not_split_a_failure() -> None:
 
 def test_a_crash_is_titled_by_the_console_whatever_the_test() -> None:
     console = (CRASH_LOGS / "warning_alloc_pid.log").read_text()
-    sections = [("kernel console", console)]
+    sections = [(report_sections.CONSOLE, console)]  # the name the suite's plugin gives it
     assert failure_titles("suite/a.py::t[eclone]", sections, None) == [("WARNING in alloc_pid", CRASH)]
     assert failure_titles("suite/b.py::u[clone3]", sections, AssertionError("x")) == [("WARNING in alloc_pid", CRASH)]
 

@@ -23,13 +23,13 @@ def _serve(opts: dict[str, object]) -> None:
     from . import channel
     from .server import Server
 
-    name = str(opts["channel"])
-    if name == "stdio":
+    where = str(opts["channel"])
+    if where == "stdio":
         chan = channel.open_stdio()
-    elif name.startswith("auto:"):  # the guest's /init: virtio-serial if the kernel has it, else the tty
-        chan = channel.open_auto(name[len("auto:"):])
+    elif where.startswith("auto:"):  # the guest's /init: virtio-serial if the kernel has it, else the tty
+        chan = channel.open_auto(where[len("auto:"):])
     else:
-        chan = channel.open_tty(name)
+        chan = channel.open_tty(where)
     Server(chan).serve()
 
 

@@ -24,8 +24,8 @@ class Hunk:
 
 
 def _file_name(line: str) -> str | None:
-    name = line[4:].split("\t")[0].strip()
-    return None if name == "/dev/null" else name.split("/", 1)[1] if "/" in name else name
+    path = line[4:].split("\t")[0].strip()
+    return None if path == "/dev/null" else path.split("/", 1)[1] if "/" in path else path
 
 
 def _read_hunk(header: re.Match[str], lines: list[str], i: int) -> tuple[Hunk, int]:

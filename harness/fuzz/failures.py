@@ -12,6 +12,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from harness import report_sections
+
 from ..crash_scan import scan
 from ..errors import GuestCrash
 
@@ -52,7 +54,7 @@ def _kind(exc: BaseException) -> str:
 def failure_titles(test: str, sections: list[tuple[str, str]], exc: BaseException | None,
                    longrepr: str = "") -> list[tuple[str, str]]:
     """(title, kind) for each failure a test report holds: one crash, or one per distinct exception."""
-    console = next((text for name, text in sections if name == "kernel console"), None)
+    console = next((text for name, text in sections if name == report_sections.CONSOLE), None)
     if console is not None or isinstance(exc, GuestCrash):
         crash = scan(console or "")
         if crash is not None:
@@ -72,7 +74,7 @@ def failure_titles(test: str, sections: list[tuple[str, str]], exc: BaseExceptio
 def reproducer(sections: list[tuple[str, str]]) -> str | None:
     """The JSON reproducer the suite's plugin saved for the failed test, from its report section."""
     for name, text in sections:
-        if name == "reproducer" and (match := _REPRO.search(text)):
+        if name == report_sections.REPRODUCER and (match := _REPRO.search(text)):
             return match.group(1)
     return None
 

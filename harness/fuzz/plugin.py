@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from harness import report_sections
+
 from .failures import base_nodeid, failure_titles, reproducer
 
 if TYPE_CHECKING:
@@ -180,6 +182,6 @@ class EventWriter:
 
 def _message(report: pytest.TestReport) -> str:
     """The crash excerpt for a crash, else the exception's message (no traceback), else the whole text."""
-    console = next((text for name, text in report.sections if name == "kernel console"), None)
+    console = next((text for name, text in report.sections if name == report_sections.CONSOLE), None)
     crash = getattr(report.longrepr, "reprcrash", None)
     return console or (crash.message if crash is not None else report.longreprtext)
