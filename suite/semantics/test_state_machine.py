@@ -187,20 +187,18 @@ class PidNamespaces(RuleBasedStateMachine):
         c = which % len(self.chains)
         state = self.chains[c].belief
         at = at % (state.depth + 1)
-        room = self.profile.vector_levels(at, True)
-        self._spawn(c, CallShape(at, None if vector is None else vector[-room:], True), hold=False, unshare=True)
+        refused = newpid_error(state, Spawn(at, None, True))  # unshare(CLONE_NEWPID) has CLONE_NEWPID's checks
+        room = self.profile.vector_levels(at, refused is None)  # a refused unshare leaves a plain call
+        shape = CallShape(at, None if vector is None else vector[-room:], refused is None)
+        self._spawn(c, shape, hold=False, unshare_errno=refused.errno if refused else 0)
 
-    def _spawn(self, c: int, shape: CallShape, hold: bool, unshare: bool = False) -> None:
-        """Make the call a shape stands for; if refused after allocating inner levels, ask for those again."""
+    def _spawn(self, c: int, shape: CallShape, hold: bool, unshare_errno: int | None = None) -> None:
+        """Make the call a shape stands for; if refused after allocating inner levels, ask for those again.
+        With `unshare_errno` the call follows an unshare step (see _call)."""
         state = self.chains[c].belief
         recent = {k: self.recent.get((c, k), []) for k in range(shape.at + 1)}
         spawn = concrete_spawn(self.profile.name, shape, state, self._tasks(c), recent)
-        if unshare:
-            refused = newpid_error(state, spawn)  # unshare(CLONE_NEWPID) has the checks CLONE_NEWPID has
-            spawn = Spawn(spawn.at, spawn.pids, newpid=refused is None)
-            verdict = self._call(c, spawn, hold, unshare_errno=refused.errno if refused else 0)
-        else:
-            verdict = self._call(c, spawn, hold)
+        verdict = self._call(c, spawn, hold, unshare_errno)
         again = reask_allocated(self.profile.name, spawn, verdict.outcome)
         if not verdict.problems and again is not None:
             self._call(c, again, hold=False)  # the pids the refused call had allocated must be free
