@@ -12,6 +12,7 @@ import shutil
 import signal
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -93,10 +94,19 @@ def test_failed_call_returns_errno_in_the_caller() -> None:
 
 
 @x86_64
-def test_lean_fork_restores_forking_for_python_children() -> None:
+def _marked_mappings() -> int:
+    """Mappings of this process a fork would not copy (VmFlags "dc": MADV_DONTFORK)."""
+    text = Path("/proc/self/smaps").read_text()
+    return sum(1 for line in text.splitlines() if line.startswith("VmFlags:") and " dc" in line)
+
+
+def test_the_marks_stay_between_calls_and_come_off_before_a_python_fork() -> None:
     def body() -> None:
         with lean_fork.lean_fork(steps.keep_in_children()):
             pass
+        assert _marked_mappings() > 0, "the next stub call reuses the marks"
+        lean_fork.before_python_fork()
+        assert _marked_mappings() == 0
         pid = os.fork()  # a Python child needs the whole interpreter again
         if pid == 0:
             os._exit(sum(range(10)) - 45)

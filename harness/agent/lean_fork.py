@@ -81,28 +81,43 @@ def _advise(start: int, length: int, advice: int) -> None:
 
 
 _depth = 0  # nested marks (a sweep marks once around all its calls) madvise only at the outermost
+_marked = False  # the marks stay between stub calls: taken off only before a fork of Python
+_since = 0  # outermost marks since the address space was last marked
+REMARK_EVERY = 64  # mappings made since then (the heap grows) are marked again this often
 
 
 def mark(keep: list[tuple[int, int]]) -> None:
-    """From now on a fork copies only the (start, length) ranges in `keep` (page aligned)."""
-    global _depth
+    """From now on a fork copies only the (start, length) ranges in `keep` (page aligned). The marks of the
+    previous stub call are usually still there: madvise over the whole address space costs ~0.3 ms under
+    TCG, so it is redone only every REMARK_EVERY calls (to mark mappings made meanwhile) or after a fork of
+    Python took the marks off."""
+    global _depth, _marked, _since
     _depth += 1
     if _depth > 1:
+        return
+    _since += 1
+    if _marked and _since < REMARK_EVERY:
         return
     for start, length in spans():
         _advise(start, length, MADV_DONTFORK)
     for start, length in [*keep, *kernel_touches()]:
         _advise(start, length, MADV_DOFORK)
+    _marked, _since = True, 0
 
 
 def unmark() -> None:
-    """Forks copy everything again (before anything forks a child that runs Python)."""
+    """The end of a stub call. The marks stay (see mark); before_python_fork() takes them off."""
     global _depth
     _depth = max(_depth - 1, 0)
-    if _depth > 0:
-        return
-    for start, length in spans():
-        _advise(start, length, MADV_DOFORK)
+
+
+def before_python_fork() -> None:
+    """Every fork whose child runs Python calls this first: the child needs the interpreter's memory."""
+    global _marked
+    if _marked:
+        for start, length in spans():
+            _advise(start, length, MADV_DOFORK)
+        _marked = False
 
 
 class lean_fork:  # used like a function: `with lean_fork(keep):`

@@ -171,6 +171,8 @@ class Racer:
         run = _prepared_call(int(step["nr"]), [int(r) for r in step.get("regs", [])], mode, fds[1])
         if mode is not None:
             lean_fork.mark(steps.keep_in_children())
+        else:
+            lean_fork.before_python_fork()  # a child nobody announced runs Python until its _exit
         me = os.getpid()
 
         def finish(raw: tuple[int, int] | None) -> dict[str, Any]:

@@ -142,6 +142,7 @@ def invoke_syscall(step: dict[str, Any], holders: Holders) -> dict[str, Any]:
     if abi == "i386" and mode is None:  # a child nobody announced exits at once, in the stub
         ret, err = child_stub.syscall(int(step["nr"]), regs, "exit", i386=True)
     elif mode is None:
+        lean_fork.before_python_fork()  # a child nobody announced runs Python until its _exit
         me = os.getpid()
         ret, err = libc.syscall(int(step["nr"]), *regs)
         if os.getpid() != me:
@@ -187,6 +188,7 @@ def sweep(step: dict[str, Any], holders: Holders) -> dict[str, Any]:
         raise StepError("a sweep needs a syscall `step` and a `vary` object")
     values = sweep_values(step)
     if not base.get("clone"):  # no stub calls: nothing to mark (an unannounced child runs Python)
+        lean_fork.before_python_fork()
         return {"results": [_sweep_one(base, vary, value, holders) for value in values]}
     if base.get("abi") == "i386":
         child_stub.ia32()  # its throwaway fork runs Python: probe before the interpreter's memory is marked
