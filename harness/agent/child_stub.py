@@ -11,7 +11,6 @@ from __future__ import annotations
 import ctypes
 import mmap
 
-from . import lean_fork
 from .libc import MASK64
 
 TYPE_CHECKING = False  # typing and collections.abc cost ~80 ms of a cold start under TCG: annotations only
@@ -93,7 +92,6 @@ def ia32() -> bool:
     if _ia32 is None:
         import os
         call = prepare(I386_GETPID, [], "exit", i386=True)
-        lean_fork.before_python_fork()
         pid = os.fork()
         if pid == 0:
             code = 1

@@ -7,7 +7,7 @@ import select
 import signal
 import time
 
-from . import affinity, lean_fork
+from . import affinity
 from .reaper import Reaper
 
 TYPE_CHECKING = False  # typing and collections.abc cost ~80 ms of a cold start under TCG: annotations only
@@ -93,7 +93,6 @@ def run_exec(step: dict[str, Any], reaper: Reaper) -> dict[str, Any]:
     err_r, err_w = os.pipe()
     t0 = time.monotonic()
     try:
-        lean_fork.before_python_fork()
         pid = os.fork()
         if pid == 0:
             _child(argv, env, out_w, err_w)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from . import lean_fork, libc, pidns_switch, procfs, race_level, steps, wire
+from . import libc, pidns_switch, procfs, race_level, steps, wire
 from .reaper import Reaper
 
 TYPE_CHECKING = False  # typing and collections.abc cost ~80 ms of a cold start under TCG: annotations only
@@ -53,7 +53,6 @@ class Executor:
         fds = [tuple(pair) for pair in req["fds"]]  # worker-side (req_r, rep_w) of levels level+1..
         uid, gid = os.geteuid(), os.getegid()
         flags = libc.SIGCHLD | libc.CLONE_NEWPID | (libc.CLONE_NEWUSER if userns else 0)
-        lean_fork.before_python_fork()
         pid = libc.raw_fork(flags)
         if pid == 0:
             try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 import os
 
-from . import lean_fork, libc
+from . import libc
 
 TYPE_CHECKING = False  # typing and collections.abc cost ~80 ms of a cold start under TCG: annotations only
 if TYPE_CHECKING:
@@ -14,7 +14,6 @@ if TYPE_CHECKING:
 
 def _unshare_newpid_errno() -> int:
     """The errno of unshare(CLONE_NEWPID) in a throwaway forked child (0: it worked)."""
-    lean_fork.before_python_fork()
     pid = os.fork()
     if pid == 0:
         code = 0

@@ -14,6 +14,7 @@ kills the child with SIGSEGV when it is not mapped.
 from __future__ import annotations
 
 import ctypes
+import os
 
 MADV_DONTFORK, MADV_DOFORK = 10, 11
 LOW, TOP = 0x10000, 0x7FFF_FFFF_F000  # mmap_min_addr .. the 47-bit user address space
@@ -112,12 +113,17 @@ def unmark() -> None:
 
 
 def before_python_fork() -> None:
-    """Every fork whose child runs Python calls this first: the child needs the interpreter's memory."""
+    """Every fork whose child runs Python calls this first: the child needs the interpreter's memory.
+    os.fork() calls it by itself (registered below); raw clones (libc.raw_fork, a clone-like syscall step
+    without a stub) call it explicitly."""
     global _marked
     if _marked:
         for start, length in spans():
             _advise(start, length, MADV_DOFORK)
         _marked = False
+
+
+os.register_at_fork(before=before_python_fork)
 
 
 class lean_fork:  # used like a function: `with lean_fork(keep):`

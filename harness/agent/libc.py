@@ -5,6 +5,8 @@ from __future__ import annotations
 import ctypes
 import os
 
+from .lean_fork import before_python_fork
+
 _libc = ctypes.CDLL(None, use_errno=True)
 _syscall = _libc.syscall
 _syscall.restype = ctypes.c_long
@@ -91,5 +93,7 @@ def capset(caps: list[int]) -> None:
 
 
 def raw_fork(flags: int) -> int:
-    """clone(flags, 0, 0, 0, 0) without CLONE_VM: fork-like, returns 0 in the child."""
+    """clone(flags, 0, 0, 0, 0) without CLONE_VM: fork-like, returns 0 in the child (which runs Python, so
+    the interpreter's memory must not be MADV_DONTFORK: os.fork's atfork hook does not run for it)."""
+    before_python_fork()
     return check(*syscall(SYS_CLONE, flags, 0, 0, 0, 0), "clone")

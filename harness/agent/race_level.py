@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import signal
 
-from . import lean_fork, race, steps, wire
+from . import race, steps, wire
 from .racer import racer_main
 
 TYPE_CHECKING = False  # typing and collections.abc cost ~80 ms of a cold start under TCG: annotations only
@@ -68,7 +68,6 @@ class LevelRacers:
     def _fork(self, slot: int, h: _Handle) -> None:
         msg_r, msg_w = os.pipe()
         res_r, res_w = os.pipe()
-        lean_fork.before_python_fork()
         pid = os.fork()
         if pid == 0:
             try:

@@ -6,7 +6,7 @@ import os
 import select
 import signal
 
-from . import lean_fork, libc, procfs
+from . import libc, procfs
 
 
 def enter() -> None:
@@ -21,7 +21,6 @@ def enter() -> None:
         if res["errno"]:
             raise OSError(res["errno"], f"sandbox: writing {name}: {os.strerror(res['errno'])}")
     alive_r, alive_w = os.pipe()  # EOF on alive_r: the parent is gone (getppid() is 0 across the pid ns)
-    lean_fork.before_python_fork()
     pid = os.fork()
     if pid == 0:
         libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
