@@ -103,12 +103,11 @@ class Chain:
         """False when a worker died (its reply pipe reads EOF)."""
         return not any(wire.is_dead(w.rep_r) for w in self.workers)
 
-    def call(self, level: int, req: dict[str, Any], leaves_nothing: bool = False) -> Any:
-        """Route a request to the process of `level` (the agent itself for 0). A request that
-        `leaves_nothing` to clean up (a read) does not make the level's cleanup necessary."""
+    def call(self, level: int, req: dict[str, Any]) -> Any:
+        """Route a request to the process of `level` (the agent itself for 0)."""
         if level == 0:
             return self.local.handle(req)
-        worker = self._worker(level, leaves_nothing)
+        worker = self._worker(level, req)
         try:
             return worker.call(req)
         except wire.WireError as e:
@@ -124,8 +123,7 @@ class Chain:
         try:
             for level, req in calls:
                 if level:
-                    worker = self._worker(level, leaves_nothing=req.get("op") != "step"
-                                          or req["step"].get("op") in LEAVE_NOTHING)
+                    worker = self._worker(level, req)
                     wire.send(worker.req_w, req)
                     sent.append(worker)
             replies = [wire.recv(w.rep_r, WORKER_TIMEOUT) for w in sent]
@@ -138,10 +136,12 @@ class Chain:
                 out[i] = self.local.handle(req)
         return out
 
-    def _worker(self, level: int, leaves_nothing: bool) -> Worker:
+    def _worker(self, level: int, req: dict[str, Any]) -> Worker:
+        """The worker a request goes to; its level will need cleaning up unless the request leaves
+        nothing behind (a read or a file write, or the cleanup itself)."""
         if not 0 < level <= self.depth:
             raise StepError(f"level {level} is outside the chain (depth {self.depth})")
-        if not leaves_nothing:
+        if req.get("op") != "cleanup" and (req.get("step") or {}).get("op") not in LEAVE_NOTHING:
             self.used.add(level)
         return self.workers[level - 1]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from . import race
-from .chains import LEAVE_NOTHING, Chain, ChainCache
+from .chains import Chain, ChainCache
 from .steps import StepError
 
 TYPE_CHECKING = False  # typing and collections.abc cost ~80 ms of a cold start under TCG: annotations only
@@ -27,7 +27,7 @@ def run_program(prog: dict[str, Any], cache: ChainCache) -> dict[str, Any]:
             if len(batch) == 1:
                 results.append(run_step(chain, batch[0]))
             else:
-                results += chain.wave([(int(s.get("at", 0)), {"op": "step", "step": s}) for s in batch])
+                results += chain.wave([routed(s) for s in batch])
         results += _finish(chain, last, keep)
     except BaseException:
         if chain.broken:
@@ -95,7 +95,12 @@ def run_step(chain: Chain, step: dict[str, Any]) -> Any:
             if chain.call(level, {"op": "step", "step": step})["ok"]:
                 return {"ok": True}
         return {"ok": False}
-    return chain.call(int(step.get("at", 0)), {"op": "step", "step": step}, leaves_nothing=op in LEAVE_NOTHING)
+    return chain.call(*routed(step))
+
+
+def routed(step: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """(level, request) of a step."""
+    return int(step.get("at", 0)), {"op": "step", "step": step}
 
 
 def _finish(chain: Chain, reads: list[dict[str, Any]], keep: bool) -> list[Any]:
@@ -103,7 +108,7 @@ def _finish(chain: Chain, reads: list[dict[str, Any]], keep: bool) -> list[Any]:
 
     A worker that got no request, or only reads, has nothing to clean: skipping it saves a pipe round
     trip per level (~1.5 ms under TCG) on every program of a deep chain."""
-    calls = [(int(s.get("at", 0)), {"op": "step", "step": s}) for s in reads]
+    calls = [routed(s) for s in reads]
     cleanup = {"op": "cleanup", "keep": keep}
     calls += [(level, cleanup) for level in sorted(chain.used, reverse=True)] + [(0, cleanup)]
     try:
