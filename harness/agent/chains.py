@@ -119,22 +119,37 @@ class Chain:
         order given: every worker gets all of its requests before the first reply is read, and level 0's
         are handled last, locally. Under TCG a switch between two CPython processes costs about 1 ms (the
         soft TLB is refilled), so workers that run back to back save two switches each."""
-        sent = []
+        replies = self.gather(self.post(calls))
+        out = [replies.pop(0) if level else None for level, _ in calls]
+        for i, (level, req) in enumerate(calls):
+            if not level:
+                out[i] = self.local.handle(req)
+        return out
+
+    def post(self, calls: list[tuple[int, dict[str, Any]]]) -> list[Worker]:
+        """Send the requests of levels 1.. without waiting (gather() reads the replies; level 0's are
+        the caller's to handle); the workers they went to, in order."""
+        sent: list[Worker] = []
         try:
             for level, req in calls:
                 if level:
                     worker = self._worker(level, req)
                     wire.send(worker.req_w, req)
                     sent.append(worker)
+        except wire.WireError as e:
+            self.broken = True
+            raise StepError(f"worker of level {level}: {e}") from None
+        return sent
+
+    def gather(self, sent: list[Worker]) -> list[Any]:
+        """The replies to post()'s requests, in order; every one is read (the pipes stay in step) before
+        the first failed reply raises."""
+        try:
             replies = [wire.recv(w.rep_r, WORKER_TIMEOUT) for w in sent]
         except wire.WireError as e:
             self.broken = True
             raise StepError(f"a worker of levels {sorted({w.level for w in sent})}: {e}") from None
-        out = [unwrap(replies.pop(0), sent.pop(0).level) if level else None for level, _ in calls]
-        for i, (level, req) in enumerate(calls):
-            if not level:
-                out[i] = self.local.handle(req)
-        return out
+        return [unwrap(reply, w.level) for reply, w in zip(replies, sent, strict=True)]
 
     def _worker(self, level: int, req: dict[str, Any]) -> Worker:
         """The worker a request goes to; its level will need cleaning up unless the request leaves

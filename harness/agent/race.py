@@ -6,12 +6,15 @@ results, runs the `check` steps while what the racers hold is alive, and has the
 children before the next round.
 
 The barrier is a page of MAP_SHARED memory mapped by the agent before it forks anything, so every
-worker and racer shares it. Byte 0 is the gate: 0 while go messages are still being sent, the round's
-generation once all are out, generation | ABORT when the round is called off. Byte SLOTS + i is racer
-i's ready generation. A racer marks itself ready and spins until the gate is open and every racer is
-ready, so the last racer to arrive releases everyone: neither the agent nor a worker is on the
-critical path. Spinning racers call sched_yield() (they stay runnable, never sleep), so that a racer
-still preparing, or the process that must open the gate, is not starved on a 2-CPU guest.
+worker and racer shares it. Byte 0 is the abort byte: the round's generation | ABORT when the round is
+called off. Byte READY + i is racer i's ready generation, byte SENT + i the generation of the last go
+message its level sent it. A racer marks itself ready and spins until every racer is ready, so the last
+racer to arrive releases everyone: neither the agent nor a worker is on the critical path. Spinning
+racers call sched_yield() (they stay runnable, never sleep) until every go message is out, so that a
+level process still sending, or a racer still preparing, is not starved on a 2-CPU guest; from then on,
+when there are no more racers than CPUs (each has one of its own), they spin tight. Since no process
+opens a gate, the agent can send every level its go messages at once and read the replies after (a
+wave: one switch into each level's process per round, not three).
 """
 
 from __future__ import annotations
@@ -27,8 +30,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-SLOTS = 64
-MAX_RACERS = mmap.PAGESIZE - SLOTS
+READY = 64
+MAX_RACERS = (mmap.PAGESIZE - READY) // 2
+SENT = READY + MAX_RACERS
 ABORT = 0x80
 BARRIER_TIMEOUT = 10.0  # a racer gives up waiting for the others (the round is then aborted)
 CPUS = os.cpu_count() or 1
@@ -45,17 +49,18 @@ def init() -> None:
 
 
 def begin_round(count: int) -> int:
-    """In the agent: close the gate, clear the ready bytes, return the new round's generation (1..127)."""
+    """In the agent: clear the abort, ready and sent bytes, return the new round's generation (1..127)."""
     global _gen
     _gen = _gen % 127 + 1
     _shm[0] = 0
-    _shm[SLOTS:SLOTS + count] = bytes(count)
+    _shm[READY:READY + count] = bytes(count)
+    _shm[SENT:SENT + count] = bytes(count)
     return _gen
 
 
-def open_gate(gen: int) -> None:
-    """Every go message of round `gen` is out: racers may meet."""
-    _shm[0] = gen
+def sent(slot: int, gen: int) -> None:
+    """In a level's process: racer `slot`'s go message of round `gen` is out."""
+    _shm[SENT + slot] = gen
 
 
 def abort(gen: int) -> None:
@@ -66,22 +71,22 @@ def abort(gen: int) -> None:
 def meet(slot: int, gen: int, count: int, timeout: float = BARRIER_TIMEOUT) -> bool:
     """In a racer: mark ready, spin until all `count` racers are; False if the round was aborted."""
     shm = _shm
-    want, end, aborted = bytes([gen]) * count, SLOTS + count, gen | ABORT
+    want, aborted = bytes([gen]) * count, gen | ABORT
+    ready, sent_ = slice(READY, READY + count), slice(SENT, SENT + count)
     tight = count <= CPUS  # racers are pinned round-robin: each has a CPU of its own
-    shm[SLOTS + slot] = gen
+    shm[READY + slot] = gen
     deadline = time.monotonic() + timeout
     spins = 0
     while True:
-        gate = shm[0]
-        if gate == gen and shm[SLOTS:end] == want:
+        if shm[ready] == want:
             return True
-        if gate == aborted:
+        if shm[0] == aborted:
             return False
         spins += 1
         if not spins & 0x3FF and time.monotonic() > deadline:
             abort(gen)
             return False
-        if gate != gen or not tight:
+        if not tight or shm[sent_] != want:
             os.sched_yield()
 
 
@@ -104,8 +109,7 @@ class _Race:
         self.by_level: dict[int, list[int]] = {}
         for slot, racer in enumerate(self.racers):
             self.by_level.setdefault(int(racer.get("at", 0)), []).append(slot)
-        # the last level opens the gate and collects in the same request: make it a worker's if there is one
-        self.levels = sorted(self.by_level, key=lambda k: (k != 0, k))
+        self.levels = sorted(self.by_level)
         # Without setup or prepare steps nothing runs between one round's check and the next round's
         # barrier but the racers themselves: each drops its children when its go message arrives.
         self.separate_drop = bool(step.get("setup")) or any(r.get("prepare") for r in self.racers)
@@ -136,8 +140,10 @@ class _Race:
 
     def one_round(self) -> None:
         t = time.monotonic()
-        for level in sorted(self.holding) if self.separate_drop else ():
-            _check_replies(self.chain.call(level, {"op": "race_drop", "slots": self.by_level[level]}))
+        if self.separate_drop and self.holding:
+            drop = [(lv, {"op": "race_drop", "slots": self.by_level[lv]}) for lv in sorted(self.holding)]
+            drops = self.chain.wave(drop)
+            _check_replies([r for replies in drops for r in replies])
         t = self.tick("drop", t)
         self.out["setup"].append([self.run_step(self.chain, s) for s in self.step.get("setup", [])])
         t = self.tick("setup", t)
@@ -153,23 +159,27 @@ class _Race:
         self.tick("check", t)
 
     def go(self, drop: bool) -> dict[int, Any]:
-        """Go messages to every level (the last one opens the gate and collects at once), then collect."""
-        count = len(self.racers)
-        gen = begin_round(count)
-        replies: dict[int, Any] = {}
-        go = {"op": "race_round", "gen": gen, "count": count, "drop": drop}
+        """Every level gets its go request at once (workers first, then the agent's own level, handled
+        here); each sends its racers their go messages and answers with their replies."""
+        gen = begin_round(len(self.racers))
+        go = {"op": "race_round", "gen": gen, "count": len(self.racers), "drop": drop}
+        workers = [lv for lv in self.levels if lv]
         try:
-            for level in self.levels[:-1]:
-                self.chain.call(level, {**go, "slots": self.by_level[level]})
-            last = self.levels[-1]
-            got = self.chain.call(last, {**go, "slots": self.by_level[last], "open": True})
-            replies.update(zip(self.by_level[last], got, strict=True))
-            for level in self.levels[:-1]:
-                got = self.chain.call(level, {"op": "race_collect", "slots": self.by_level[level]})
-                replies.update(zip(self.by_level[level], got, strict=True))
+            sent = self.chain.post([(lv, {**go, "slots": self.by_level[lv]}) for lv in workers])
         except BaseException:
             abort(gen)
             raise
+        replies: dict[int, Any] = {}
+        try:
+            if 0 in self.by_level:
+                replies.update(zip(self.by_level[0], self.chain.local.handle({**go, "slots": self.by_level[0]}),
+                                   strict=True))
+        except BaseException:
+            abort(gen)  # the workers' racers stop waiting for ours; their replies are read all the same
+            self.chain.gather(sent)
+            raise
+        for lv, got in zip(workers, self.chain.gather(sent), strict=True):
+            replies.update(zip(self.by_level[lv], got, strict=True))
         _check_replies(list(replies.values()))
         return replies
 

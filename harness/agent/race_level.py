@@ -1,9 +1,9 @@
 """The racers of one level (PROGRAMS.md `race`): forked by the level's process (a worker, or the agent for
 level 0) at the start of a race, driven through pipes round by round, adopted or killed at its end.
 
-Requests from the agent: race_start (fork), race_round (go messages; with `open` also open the gate and
-collect), race_collect, race_drop (racers kill what they hold), race_end (racers exit, their held
-children become the level's), race_kill (an aborted race: racers and their process groups die).
+Requests from the agent: race_start (fork), race_round (go messages, then the racers' replies),
+race_drop (racers kill what they hold), race_end (racers exit, their held children become the level's),
+race_kill (an aborted race: racers and their process groups die).
 """
 
 from __future__ import annotations
@@ -47,11 +47,6 @@ class LevelRacers:
             return None
         if op == "race_round":
             self.go(slots, int(req["gen"]), int(req["count"]), bool(req.get("drop")))
-            if not req.get("open"):
-                return None
-            race.open_gate(int(req["gen"]))
-            return [self.collect(s) for s in slots]
-        if op == "race_collect":
             return [self.collect(s) for s in slots]
         if op == "race_drop":  # all racers kill their children at once, then every reply is read
             alive = [s for s in slots if self.racers[s].pid]
@@ -100,6 +95,7 @@ class LevelRacers:
                 self._fork(slot, h)
             wire.send(h.msg_w, msg)
             h.pending = True
+            race.sent(slot, gen)
 
     def collect(self, slot: int) -> dict[str, Any]:
         """A racer's reply to its go message; a racer that exited instead is reaped (forked anew next round)."""
