@@ -52,12 +52,34 @@ STATEFUL = {"ci": {"max_examples": 10, "stateful_step_count": 45,
             "dev": {"max_examples": 50}, "fuzz": {}}
 
 
+_fuzz_examples: int | None = None  # this test run's examples, set by the fuzz plugin's time share
+
+
+def fuzz_examples() -> int | None:
+    """Examples per test run under `harness fuzz`: the time share's count for this run, else the option's."""
+    if _fuzz_examples is not None:
+        return _fuzz_examples
+    return int(os.environ[FUZZ_EXAMPLES_ENV]) if os.environ.get(FUZZ_EXAMPLES_ENV) else None
+
+
+def use_fuzz_examples(count: int | None) -> None:
+    """From now on (None: back to the option's count) the fuzz profile runs `count` examples per test run;
+    a test whose settings were fixed when it was decorated is the fuzz plugin's to adjust."""
+    global _fuzz_examples
+    _fuzz_examples = count
+    if getattr(settings, "_current_profile", None) != FUZZ:
+        return  # not a run under the suite's fuzz profile: nothing else to adjust
+    settings.register_profile(FUZZ, settings.get_profile(FUZZ),
+                              max_examples=fuzz_examples() or PROFILES[FUZZ]["max_examples"])
+    settings.load_profile(FUZZ)
+
+
 def stateful_settings(profile_name: str) -> settings:
     """The loaded profile's settings, with the stateful test's example count for `profile_name`."""
     overrides = STATEFUL.get(profile_name, {})
-    if profile_name == FUZZ and os.environ.get(FUZZ_EXAMPLES_ENV):
+    if profile_name == FUZZ and fuzz_examples():
         # each ~50x as long; at least 2, as hypothesis makes the first example the simplest (a no-op)
-        overrides = {"max_examples": max(2, int(os.environ[FUZZ_EXAMPLES_ENV]) // 10)}
+        overrides = {"max_examples": max(2, (fuzz_examples() or 0) // 10)}
     return settings(settings.default, **overrides)
 
 

@@ -19,6 +19,7 @@ from harness.fuzz import session
 from harness.fuzz.config import parse_duration, resolve_db, select_tests
 from harness.fuzz.failures import CRASH, ERROR, WRONG, Deduper, base_nodeid, failure_titles, normalise, reproducer
 from harness.fuzz.report import render, to_json
+from harness.fuzz.share import Share
 from harness.paths import REPO_ROOT
 from harness.procgroup import group_alive
 from tests.test_cli import assert_one_line_error, harness
@@ -285,3 +286,60 @@ def test_ctrl_c_stops_a_session_with_its_report_and_no_qemu_left(tmp_path: Path,
     assert "no failures" in out
     left = subprocess.run(["pgrep", "-f", "qemu-system"], capture_output=True, text=True).stdout.split()
     assert not qemus & {int(pid) for pid in left}, "QEMU of the session left behind"
+
+
+def test_a_test_gets_a_slice_of_examples_at_its_measured_cost() -> None:
+    share = Share(slice_s=10.0, default_examples=20)
+    assert share.examples_for("t") == 20  # nothing measured yet
+    share.record("t", 40.0, 20)  # 2 s per nominal example
+    assert share.examples_for("t") == 5
+    share.record("cheap", 0.5, 20)
+    assert share.examples_for("cheap") == 400
+    share.record("free", 0.0, 20)  # a run too short to measure keeps the default
+    assert share.examples_for("free") == 20
+
+
+def test_a_test_a_slice_ahead_of_the_least_served_waits_its_turn() -> None:
+    share = Share(slice_s=10.0, default_examples=20)
+    assert share.waits("new") is None
+    share.record("dear", 45.0, 20)
+    share.record("cheap", 12.0, 20)
+    why = share.waits("dear")
+    assert why is not None and "45 s" in why and "least served 12 s" in why
+    assert share.waits("cheap") is None and share.waits("never-ran") is None
+    share.record("cheap", 24.0, 20)
+    assert share.waits("dear") is None  # 45 - 36 is within a slice
+
+
+SHARES_TOY = '''
+import time
+import pytest
+
+
+@pytest.fixture(scope="session")
+def target():
+    return None
+
+
+def test_dear(target):
+    time.sleep(0.6)
+
+
+def test_cheap(target):
+    time.sleep(0.05)
+'''
+
+
+def test_with_time_shares_a_dear_test_runs_less_often_and_says_why(tmp_path: Path) -> None:
+    (tmp_path / "test_toy.py").write_text(SHARES_TOY)
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "test_toy.py", "-c", "pytest.ini",
+                           "-p", "harness.fuzz.plugin", "--fuzz-rounds", "8", "--fuzz-events", "events.jsonl",
+                           "--fuzz-slice", "0.3", "-p", "no:cacheprovider", "-q", "-rs"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    calls = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    ran = {name: sum(e["test"].endswith(name) for e in calls) for name in ("test_dear", "test_cheap")}
+    assert ran["test_cheap"] == 8 and 1 <= ran["test_dear"] < 4, ran
+    assert "fuzz share: this test has had" in proc.stdout

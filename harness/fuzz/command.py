@@ -21,6 +21,8 @@ def fuzz_config(args: argparse.Namespace) -> FuzzConfig:
     positive(args.fuzz_jobs, "--jobs")
     positive(args.examples, "--examples")
     positive(args.race_rounds, "--race-rounds")
+    if args.slice < 0:
+        raise UsageError("--slice must be 0 (off) or more")
     tests = select_tests(args.tests)
     db = resolve_db(args.db)
     from ..kernel_choice import pytest_kernel_argv, resolve_kernel
@@ -35,7 +37,8 @@ def fuzz_config(args: argparse.Namespace) -> FuzzConfig:
     extra = list(args.pytest_args)
     return FuzzConfig(duration=duration, jobs=args.fuzz_jobs, db=db, tests=tests, results=results,
                       kernel_argv=tuple(kernel_argv), examples=args.examples, race_rounds=args.race_rounds,
-                      shrink=args.shrink, pytest_args=tuple(extra[1:] if extra[:1] == ["--"] else extra))
+                      shrink=args.shrink, slice_s=args.slice,
+                      pytest_args=tuple(extra[1:] if extra[:1] == ["--"] else extra))
 
 
 def fuzz_command(args: argparse.Namespace) -> int:
@@ -52,7 +55,8 @@ def fuzz_command(args: argparse.Namespace) -> int:
     counts = summary_counts(watch, seconds)
     meta = {"started": started, "duration": cfg.duration, "ended": ended, "error": error, "jobs": cfg.jobs,
             "db": cfg.db, "tests": list(cfg.tests), "kernel": list(cfg.kernel_argv), "examples_per_run": cfg.examples,
-            "race_rounds": cfg.race_rounds, "shrink": cfg.shrink, "runs": [vars(r) for r in runs]}
+            "slice_s": cfg.slice_s, "race_rounds": cfg.race_rounds, "shrink": cfg.shrink,
+            "runs": [vars(r) for r in runs]}
     write_json(cfg.results / "fuzz.json", to_json(failures, counts, meta))
     for line in render(failures, counts, cfg.jobs, ended):
         print(line)

@@ -34,6 +34,7 @@ class FuzzConfig:
     kernel_argv: tuple[str, ...]  # how pytest gets the kernel (--kernel IMAGE, --patch ..., --stock ...)
     examples: int = 20  # per test run (a stateful test runs a tenth, at least 2)
     race_rounds: int = 200
+    slice_s: float = 15.0  # about this long per test run, and equal time per test (0: fixed examples)
     shrink: bool = False
     pytest_args: tuple[str, ...] = field(default=())
 
@@ -105,7 +106,10 @@ def add_parser(sub: argparse._SubParsersAction, add_kernel_choice: Callable[[arg
                       help="test paths or node ids (default: the semantic and race state machines, the oracle "
                            "agreement property, suite/races/test_vectors.py)")
     fuzz.add_argument("--examples", type=int, default=20, metavar="N",
-                      help="examples per test run before the next test gets its turn (default 20; stateful: N/10)")
+                      help="examples of a test's first run (default 20; stateful: N/10); later runs fit --slice")
+    fuzz.add_argument("--slice", type=float, default=15.0, metavar="S",
+                      help="seconds per test run; each worker gives every test about equal time, a dear test "
+                           "runs less often (default 15; 0: --examples every run, whatever it costs)")
     fuzz.add_argument("--race-rounds", type=int, default=200, metavar="N", help="rounds per race test run")
     fuzz.add_argument("--shrink", action="store_true",
                       help="let hypothesis shrink failures (a stateful example can take minutes to shrink)")

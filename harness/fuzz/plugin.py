@@ -4,6 +4,8 @@
   the items are ordered round by round, so xdist's load scheduling gives each worker a mix of tests, not
   one test's R rounds. Hypothesis keys its database by node id for parametrised tests: the round is
   taken out of that key, so every round replays and grows one corpus per test.
+- Time shares (in each worker, with --fuzz-slice S): examples per test run and turns so that every test
+  gets about the same VM time (share.py); a test sitting a round out is skipped with the reason.
 - Counting (in each worker): programs sent to the target, and examples (a program run under a new
   hypothesis build context starts an example); written to --fuzz-live DIR/<worker>.json about once a
   second, where the fuzz command reads them for its live line.
@@ -26,6 +28,7 @@ import pytest
 from harness import report_sections
 
 from .failures import base_nodeid, failure_titles, reproducer
+from .share import Share
 
 if TYPE_CHECKING:
     from harness.targets.base import Target
@@ -39,6 +42,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--fuzz-rounds", type=int, default=0, metavar="R", help="run every selected test R times")
     group.addoption("--fuzz-events", type=Path, default=None, metavar="FILE", help="append test reports here")
     group.addoption("--fuzz-live", type=Path, default=None, metavar="DIR", help="per-worker counters here")
+    group.addoption("--fuzz-slice", type=float, default=0.0, metavar="S",
+                    help="give every test about S seconds per run and equal time overall (0: fixed examples)")
 
 
 @pytest.fixture
@@ -112,6 +117,10 @@ def _worker() -> str:
 def pytest_configure(config: pytest.Config) -> None:
     live = config.getoption("--fuzz-live")
     config.stash[_COUNTER_KEY] = Counter(live / f"{_worker()}.json" if live else None)
+    slice_s = config.getoption("--fuzz-slice")
+    if slice_s > 0:
+        from harness.hypothesis_profiles import fuzz_examples
+        config.pluginmanager.register(TimeShares(Share(slice_s, fuzz_examples() or 20)), "eclone-fuzz-shares")
     events = config.getoption("--fuzz-events")
     if events is not None and not hasattr(config, "workerinput"):  # workers' reports reach the controller
         config.pluginmanager.register(EventWriter(events), "eclone-fuzz-events")
@@ -141,6 +150,54 @@ def pytest_runtest_call(item: pytest.Item) -> None:
         inner._hypothesis_internal_add_digest = base_nodeid(item.nodeid).encode()
     funcargs = getattr(item, "funcargs", {})
     _count_programs(funcargs.get("target"), item.config.stash[_COUNTER_KEY])
+
+
+class TimeShares:
+    """With --fuzz-slice (registered in each worker): turns and examples per run from share.py."""
+
+    def __init__(self, share: Share) -> None:
+        self.share = share
+
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        """A test a slice ahead of the least served one sits this round out."""
+        if why := self.share.waits(base_nodeid(item.nodeid)):
+            pytest.skip(why)
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Any:
+        """The run's examples, and what the run cost (a run that skipped costs nothing)."""
+        test = base_nodeid(item.nodeid)
+        count = self.share.examples_for(test)
+        started = time.monotonic()
+        with _examples(item, count):
+            outcome = yield
+        if outcome.excinfo is None or not isinstance(outcome.excinfo[1], pytest.skip.Exception):
+            self.share.record(test, time.monotonic() - started, count)
+
+
+class _examples:  # used like a function: `with _examples(item, n):`
+    """The fuzz profile's examples for one test run: the loaded profile (tests that read it when they run)
+    and the settings a @given test took from it when it was decorated; both put back after."""
+
+    def __init__(self, item: pytest.Item, count: int) -> None:
+        self.obj, self.count = getattr(item, "obj", None), count
+        self.saved: Any = None
+
+    def __enter__(self) -> None:
+        from hypothesis import settings
+
+        from harness.hypothesis_profiles import use_fuzz_examples
+        before = settings.default.max_examples
+        use_fuzz_examples(self.count)
+        self.saved = getattr(self.obj, "_hypothesis_internal_use_settings", None)
+        if self.saved is not None and self.saved.max_examples == before:  # taken from the profile
+            self.obj._hypothesis_internal_use_settings = settings(self.saved, max_examples=self.count)
+
+    def __exit__(self, *exc: object) -> None:
+        from harness.hypothesis_profiles import use_fuzz_examples
+        use_fuzz_examples(None)
+        if self.saved is not None:
+            self.obj._hypothesis_internal_use_settings = self.saved
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)

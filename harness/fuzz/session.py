@@ -42,7 +42,7 @@ def pytest_argv(cfg: FuzzConfig, run_dir: Path, rounds: int) -> list[str]:
             "--rootdir", str(REPO_ROOT), "--target", "qemu", *cfg.kernel_argv, "--results", str(run_dir),
             "-n", str(cfg.jobs), "--maxschedchunk", "1", "-p", "harness.fuzz.plugin", "--fuzz-rounds", str(rounds),
             "--fuzz-events", str(cfg.results / "events.jsonl"), "--fuzz-live", str(run_dir / "live"),
-            "--hypothesis-profile", "fuzz", "--race-rounds", str(cfg.race_rounds),
+            "--hypothesis-profile", "fuzz", "--race-rounds", str(cfg.race_rounds), "--fuzz-slice", str(cfg.slice_s),
             "-p", "no:cacheprovider", "-q", *cfg.pytest_args]
 
 
