@@ -320,7 +320,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     crash = target.take_crash() if target is not None else None
     if crash is not None:
         report.outcome = "failed"
-        report.longrepr = f"kernel crash during test: {crash.title}\n{crash.excerpt}"
+        report.longrepr = f"{sections.CRASH_PREFIX}{crash.title}\n{crash.excerpt}"
         _add_console(item, report, crash.excerpt)
         _mark_crash(item, report, crash.title)
     elif report.failed and target is not None:

@@ -4,3 +4,5 @@
 
 CONSOLE = "Captured stdout kernel console"
 REPRODUCER = "reproducer"
+
+CRASH_PREFIX = "kernel crash during test: "  # the first line of a test failed by a console crash

@@ -105,6 +105,15 @@ def test_wrong_results_are_titled_by_test_and_first_line() -> None:
     assert failure_titles("other::t", [], AssertionError("eclone at level 1 with pids [12]: EBUSY")) != a
 
 
+def test_a_quiet_console_section_does_not_make_a_wrong_result_a_crash() -> None:
+    """Every failed test's report has the console section, mostly '(nothing)': only a crash in it counts."""
+    sections = [(report_sections.CONSOLE, "--- kernel console during the test ---\n(nothing)\n")]
+    test = "suite/a.py::t[eclone]"
+    assert failure_titles(test, sections, AssertionError("leaked pid 4")) == [
+        (f"{test}: AssertionError: leaked pid N", WRONG)]
+    assert failure_titles(test, sections, None, "kernel crash during test: BUG in foo\n...") == [("BUG in foo", CRASH)]
+
+
 def test_each_distinct_failure_of_an_exception_group_gets_a_title() -> None:
     group = ExceptionGroup("Hypothesis found 2 distinct failures.",
                            [AssertionError("leaked pid 4"), ValueError("bad reply"), AssertionError("leaked pid 9")])

@@ -53,14 +53,18 @@ def _kind(exc: BaseException) -> str:
 
 def failure_titles(test: str, sections: list[tuple[str, str]], exc: BaseException | None,
                    longrepr: str = "") -> list[tuple[str, str]]:
-    """(title, kind) for each failure a test report holds: one crash, or one per distinct exception."""
+    """(title, kind) for each failure a test report holds: one crash, or one per distinct exception.
+
+    Every failed test's report has a console section (what the kernel printed meanwhile, often nothing):
+    it makes the failure a crash only when it holds a crash report, or when the test failed on the guest
+    crash itself."""
     console = next((text for name, text in sections if name == report_sections.CONSOLE), None)
-    if console is not None or isinstance(exc, GuestCrash):
-        crash = scan(console or "")
-        if crash is not None:
-            return [(crash.title, CRASH)]
+    crash = scan(console) if console else None
+    if crash is not None:
+        return [(crash.title, CRASH)]
+    if isinstance(exc, GuestCrash) or first_line(longrepr).startswith(report_sections.CRASH_PREFIX):
         title = exc.title if isinstance(exc, GuestCrash) else first_line(longrepr).removeprefix(
-            "kernel crash during test: ")
+            report_sections.CRASH_PREFIX)
         return [(title or "kernel crash (no title)", CRASH)]
     if exc is None:
         return [(f"{test}: {normalise(first_line(longrepr))}", ERROR)]
