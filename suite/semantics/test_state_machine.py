@@ -232,9 +232,13 @@ class PidNamespaces(RuleBasedStateMachine):
         self._share_level_0(run)
         return verdict
 
-    @precondition(lambda self: self.holders)
     @rule(pick=INDEX)
     def exit(self, pick: int) -> None:
+        """Nothing without holders: whether a hold or an occupy kept its process is the kernel's answer, and a
+        precondition on it would make hypothesis's draws differ between two runs of the same steps
+        (FlakyStrategyDefinition when fuzzing replays them)."""
+        if not self.holders:
+            return
         name = sorted(self.holders)[pick % len(self.holders)]
         holder = self.holders.pop(name)
         run = self._run(holder.chain, [release_step(name, at=holder.level)])
