@@ -320,6 +320,18 @@ def test_a_test_a_slice_ahead_of_the_least_served_waits_its_turn() -> None:
     assert share.waits("dear") is None  # 45 - 36 is within a slice
 
 
+def test_what_another_worker_ran_counts_for_turns_and_examples() -> None:
+    one = Share(slice_s=10.0, default_examples=20)
+    one.record("dear", 45.0, 20)
+    one.record("cheap", 2.0, 20)
+    other = Share(slice_s=10.0, default_examples=20, others=[one.mine()])
+    why = other.waits("dear")
+    assert why is not None and "45 s of the run's workers" in why  # new on this worker, not a new test
+    assert other.examples_for("cheap") == 100
+    other.record("cheap", 40.0, 100)
+    assert other.waits("dear") is None  # cheap has had 42 s in all
+
+
 SHARES_TOY = '''
 import time
 import pytest

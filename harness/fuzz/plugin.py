@@ -120,7 +120,7 @@ def pytest_configure(config: pytest.Config) -> None:
     slice_s = config.getoption("--fuzz-slice")
     if slice_s > 0:
         from harness.hypothesis_profiles import fuzz_examples
-        config.pluginmanager.register(TimeShares(Share(slice_s, fuzz_examples() or 20)), "eclone-fuzz-shares")
+        config.pluginmanager.register(TimeShares(Share(slice_s, fuzz_examples() or 20), live), "eclone-fuzz-shares")
     events = config.getoption("--fuzz-events")
     if events is not None and not hasattr(config, "workerinput"):  # workers' reports reach the controller
         config.pluginmanager.register(EventWriter(events), "eclone-fuzz-events")
@@ -153,13 +153,28 @@ def pytest_runtest_call(item: pytest.Item) -> None:
 
 
 class TimeShares:
-    """With --fuzz-slice (registered in each worker): turns and examples per run from share.py."""
+    """With --fuzz-slice (registered in each worker): turns and examples per run from share.py, this
+    worker's records shared with the others through DIR/<worker>.share beside the live counters."""
 
-    def __init__(self, share: Share) -> None:
+    def __init__(self, share: Share, live: Path | None) -> None:
         self.share = share
+        self.path = live / f"{_worker()}.share" if live else None
+
+    def _others(self) -> None:
+        if self.path is None:
+            return
+        others = []
+        for path in self.path.parent.glob("*.share"):
+            if path != self.path:
+                try:
+                    others.append(json.loads(path.read_text()))
+                except (OSError, ValueError):
+                    continue  # being replaced: the next decision reads it
+        self.share.others = others
 
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         """A test a slice ahead of the least served one sits this round out."""
+        self._others()
         if why := self.share.waits(base_nodeid(item.nodeid)):
             pytest.skip(why)
 
@@ -173,6 +188,11 @@ class TimeShares:
             outcome = yield
         if outcome.excinfo is None or not isinstance(outcome.excinfo[1], pytest.skip.Exception):
             self.share.record(test, time.monotonic() - started, count)
+            if self.path is not None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = self.path.with_name(self.path.name + ".tmp")
+                tmp.write_text(json.dumps(self.share.mine()))
+                os.replace(tmp, self.path)
 
 
 class _examples:  # used like a function: `with _examples(item, n):`

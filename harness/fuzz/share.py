@@ -14,6 +14,9 @@ worker here hands out time instead:
   less often rather than longer.
 
 Only calls that ran (passed or failed) count: a test skipped for its profile never holds the others back.
+The workers of a run see each other's records (`others`, from files beside the live counters), so a test
+one worker ran is not run again on the other just because it is new there: without that, each worker ran
+each of the four race state machines once before any share applied (~200 s of a 10-minute session).
 """
 
 from __future__ import annotations
@@ -29,27 +32,43 @@ class Share:
 
     slice_s: float
     default_examples: int
-    seconds: dict[str, float] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)  # this worker's
     nominal: dict[str, int] = field(default_factory=dict)
+    others: list[dict[str, list[float]]] = field(default_factory=list)  # the other workers': test -> [s, n]
+
+    def _total(self, test: str) -> tuple[float, int]:
+        spent, asked = self.seconds.get(test, 0.0), self.nominal.get(test, 0)
+        for record in self.others:
+            s, n = record.get(test, (0.0, 0))
+            spent, asked = spent + s, asked + int(n)
+        return spent, asked
+
+    def _spent(self) -> dict[str, float]:
+        tests = set(self.seconds).union(*self.others)
+        return {t: self._total(t)[0] for t in tests if self._total(t)[1]}
 
     def examples_for(self, test: str) -> int:
         """Nominal examples for the test's next run: a slice's worth at its measured cost."""
-        spent, asked = self.seconds.get(test), self.nominal.get(test)
+        spent, asked = self._total(test)
         if not spent or not asked:
             return self.default_examples
         return max(MIN_EXAMPLES, min(MAX_EXAMPLES, round(self.slice_s * asked / spent)))
 
     def waits(self, test: str) -> str | None:
         """Why the test sits this round out (it is a slice ahead of the least served test), or None."""
-        if test not in self.seconds:
+        spent = self._spent()
+        if test not in spent:
             return None
-        least = min(self.seconds.values())
-        ahead = self.seconds[test] - least
-        if ahead <= self.slice_s:
+        least = min(spent.values())
+        if spent[test] - least <= self.slice_s:
             return None
-        return (f"fuzz share: this test has had {self.seconds[test]:.0f} s of this worker, the least served "
+        return (f"fuzz share: this test has had {spent[test]:.0f} s of the run's workers, the least served "
                 f"{least:.0f} s; it runs again when that is within {self.slice_s:.0f} s")
 
     def record(self, test: str, seconds: float, nominal: int) -> None:
         self.seconds[test] = self.seconds.get(test, 0.0) + seconds
         self.nominal[test] = self.nominal.get(test, 0) + nominal
+
+    def mine(self) -> dict[str, list[float]]:
+        """This worker's records, for the other workers."""
+        return {t: [s, self.nominal[t]] for t, s in self.seconds.items()}
