@@ -299,37 +299,44 @@ def test_ctrl_c_stops_a_session_with_its_report_and_no_qemu_left(tmp_path: Path,
 
 def test_a_test_gets_a_slice_of_examples_at_its_measured_cost() -> None:
     share = Share(slice_s=10.0, default_examples=20)
-    assert share.examples_for("t") == 20  # nothing measured yet
-    share.record("t", 40.0, 20)  # 2 s per nominal example
-    assert share.examples_for("t") == 5
-    share.record("cheap", 0.5, 20)
-    assert share.examples_for("cheap") == 400
-    share.record("free", 0.0, 20)  # a run too short to measure keeps the default
-    assert share.examples_for("free") == 20
+    assert share.examples_for("f.py::t[a]") == 20  # nothing measured yet
+    share.record("f.py::t[a]", 40.0, 20)  # 2 s per nominal example
+    assert share.examples_for("f.py::t[a]") == 5
+    assert share.examples_for("f.py::t[b]") == 5  # not run yet: its function's other profile's cost
+    share.record("f.py::cheap[a]", 0.5, 20)
+    assert share.examples_for("f.py::cheap[a]") == 400
+    share.record("f.py::free[a]", 0.0, 20)  # a run too short to measure keeps the default
+    assert share.examples_for("f.py::free[a]") == 20
 
 
-def test_a_test_a_slice_ahead_of_the_least_served_waits_its_turn() -> None:
-    share = Share(slice_s=10.0, default_examples=20)
-    assert share.waits("new") is None
-    share.record("dear", 45.0, 20)
-    share.record("cheap", 12.0, 20)
-    why = share.waits("dear")
-    assert why is not None and "45 s" in why and "least served 12 s" in why
-    assert share.waits("cheap") is None and share.waits("never-ran") is None
-    share.record("cheap", 24.0, 20)
-    assert share.waits("dear") is None  # 45 - 36 is within a slice
+def test_a_function_a_slice_ahead_of_the_least_served_waits_its_turn() -> None:
+    share = Share(slice_s=10.0, default_examples=20, collected={"f.py::dear[a]", "f.py::dear[b]", "f.py::cheap[a]"})
+    assert share.waits("f.py::dear[a]") is None
+    share.record("f.py::dear[a]", 45.0, 20)
+    for waiting in ("f.py::dear[a]", "f.py::dear[b]"):  # the other profile too: its function is ahead
+        why = share.waits(waiting)
+        assert why is not None and "function has had 45 s" in why and "least served 0 s" in why
+    assert share.waits("f.py::cheap[a]") is None
+    share.record("f.py::cheap[a]", 36.0, 20)
+    assert share.waits("f.py::dear[b]") is None  # 45 - 36 is within a slice; b has not had a turn
+    why = share.waits("f.py::dear[a]")
+    assert why is not None and "profile has had 45 s, the least served of its function 0 s" in why
+    share.skips.add("f.py::dear[b]")  # e.g. the kernel lacks that profile: it takes no turns
+    assert share.waits("f.py::dear[a]") is None
 
 
 def test_what_another_worker_ran_counts_for_turns_and_examples() -> None:
     one = Share(slice_s=10.0, default_examples=20)
-    one.record("dear", 45.0, 20)
-    one.record("cheap", 2.0, 20)
-    other = Share(slice_s=10.0, default_examples=20, others=[one.mine()])
-    why = other.waits("dear")
+    one.record("f.py::dear[a]", 45.0, 20)
+    one.record("f.py::cheap[a]", 2.0, 20)
+    one.skips.add("f.py::dear[b]")
+    other = Share(slice_s=10.0, default_examples=20, others=[one.mine()],
+                  collected={"f.py::dear[a]", "f.py::dear[b]", "f.py::cheap[a]"})
+    why = other.waits("f.py::dear[a]")
     assert why is not None and "45 s of the run's workers" in why  # new on this worker, not a new test
-    assert other.examples_for("cheap") == 100
-    other.record("cheap", 40.0, 100)
-    assert other.waits("dear") is None  # cheap has had 42 s in all
+    assert other.examples_for("f.py::cheap[a]") == 100
+    other.record("f.py::cheap[a]", 40.0, 100)
+    assert other.waits("f.py::dear[a]") is None  # cheap has had 42 s in all, dear[b] skips itself
 
 
 SHARES_TOY = '''
@@ -363,4 +370,4 @@ def test_with_time_shares_a_dear_test_runs_less_often_and_says_why(tmp_path: Pat
     calls = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
     ran = {name: sum(e["test"].endswith(name) for e in calls) for name in ("test_dear", "test_cheap")}
     assert ran["test_cheap"] == 8 and 1 <= ran["test_dear"] < 4, ran
-    assert "fuzz share: this test has had" in proc.stdout
+    assert "fuzz share: this test function has had" in proc.stdout

@@ -28,7 +28,7 @@ import pytest
 from harness import report_sections
 
 from .failures import base_nodeid, failure_titles, reproducer
-from .share import Share
+from .share import SHARE_SKIP, Share
 
 if TYPE_CHECKING:
     from harness.targets.base import Target
@@ -172,11 +172,28 @@ class TimeShares:
                     continue  # being replaced: the next decision reads it
         self.share.others = others
 
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        self.share.collected = {base_nodeid(item.nodeid) for item in items}
+
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         """A test a slice ahead of the least served one sits this round out."""
         self._others()
         if why := self.share.waits(base_nodeid(item.nodeid)):
             pytest.skip(why)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """A test that skips itself (its profile, too few CPUs) or cannot be set up takes no turns."""
+        ours = report.skipped and SHARE_SKIP in str(report.longrepr)
+        if (report.skipped and not ours) or (report.when == "setup" and report.failed):
+            self.share.skips.add(base_nodeid(report.nodeid))
+            self._publish()
+
+    def _publish(self) -> None:
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(self.path.name + ".tmp")
+            tmp.write_text(json.dumps(self.share.mine()))
+            os.replace(tmp, self.path)
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Any:
@@ -188,11 +205,7 @@ class TimeShares:
             outcome = yield
         if outcome.excinfo is None or not isinstance(outcome.excinfo[1], pytest.skip.Exception):
             self.share.record(test, time.monotonic() - started, count)
-            if self.path is not None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = self.path.with_name(self.path.name + ".tmp")
-                tmp.write_text(json.dumps(self.share.mine()))
-                os.replace(tmp, self.path)
+            self._publish()
 
 
 class _examples:  # used like a function: `with _examples(item, n):`
