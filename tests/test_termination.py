@@ -31,9 +31,11 @@ time.sleep(60)
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
 def test_a_termination_signal_takes_the_ctrl_c_path(sig: signal.Signals, tmp_path: Path) -> None:
+    """The child gets the signal's default disposition: under nohup (a CI runner, a background job) SIGHUP
+    is inherited ignored, and an ignored SIGHUP rightly stays ignored (the next test)."""
     marker = tmp_path / "marker"
     proc = subprocess.Popen([sys.executable, "-c", SLEEPER, str(marker)], cwd=REPO_ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=lambda: signal.signal(sig, signal.SIG_DFL))
     assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=30)
@@ -72,7 +74,7 @@ def test_a_run_killed_mid_way_leaves_no_qemu_and_no_vm_dir(command: list[str], s
     env = dict(os.environ, TMPDIR=str(vm_tmp))
     argv = [sys.executable, *command, "--kernel", str(reference_kernel), "--results", str(tmp_path / "results")]
     proc = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+                            text=True, preexec_fn=lambda: signal.signal(sig, signal.SIG_DFL))  # as above
     try:
         _wait_for_vm(vm_tmp, proc)
         time.sleep(1.0)
