@@ -108,8 +108,8 @@ def add_parser(sub: argparse._SubParsersAction, add_kernel_choice: Callable[[arg
     fuzz.add_argument("--examples", type=int, default=20, metavar="N",
                       help="examples of a test's first run (default 20; stateful: N/10); later runs fit --slice")
     fuzz.add_argument("--slice", type=float, default=15.0, metavar="S",
-                      help="seconds per test run; each worker gives every test about equal time, a dear test "
-                           "runs less often (default 15; 0: --examples every run, whatever it costs)")
+                      help="seconds per test run; every test function gets about equal time and its profiles "
+                           "take turns, a dear one runs less often (default 15; 0: --examples every run)")
     fuzz.add_argument("--race-rounds", type=int, default=200, metavar="N", help="rounds per race test run")
     fuzz.add_argument("--shrink", action="store_true",
                       help="let hypothesis shrink failures (a stateful example can take minutes to shrink)")
