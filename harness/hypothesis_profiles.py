@@ -77,9 +77,10 @@ def use_fuzz_examples(count: int | None) -> None:
 def stateful_settings(profile_name: str) -> settings:
     """The loaded profile's settings, with the stateful test's example count for `profile_name`."""
     overrides = STATEFUL.get(profile_name, {})
-    if profile_name == FUZZ and fuzz_examples():
+    count = fuzz_examples() if profile_name == FUZZ else None
+    if count:
         # each ~50x as long; at least 2, as hypothesis makes the first example the simplest (a no-op)
-        overrides = {"max_examples": max(2, (fuzz_examples() or 0) // 10)}
+        overrides = {"max_examples": max(2, count // 10)}
     return settings(settings.default, **overrides)
 
 

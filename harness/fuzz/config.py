@@ -34,7 +34,7 @@ class FuzzConfig:
     kernel_argv: tuple[str, ...]  # how pytest gets the kernel (--kernel IMAGE, --patch ..., --stock ...)
     examples: int = 20  # per test run (a stateful test runs a tenth, at least 2)
     race_rounds: int = 200
-    slice_s: float = 15.0  # about this long per test run, and equal time per test (0: fixed examples)
+    slice_s: float = 15.0  # about this long per test run, equal time per test function (0: fixed examples)
     shrink: bool = False
     pytest_args: tuple[str, ...] = field(default=())
 

@@ -4,8 +4,9 @@
   the items are ordered round by round, so xdist's load scheduling gives each worker a mix of tests, not
   one test's R rounds. Hypothesis keys its database by node id for parametrised tests: the round is
   taken out of that key, so every round replays and grows one corpus per test.
-- Time shares (in each worker, with --fuzz-slice S): examples per test run and turns so that every test
-  gets about the same VM time (share.py); a test sitting a round out is skipped with the reason.
+- Time shares (with --fuzz-slice S; the workers see each other's records): examples per test run and
+  turns so that every test function gets about the same VM time and its profiles take turns (share.py);
+  a test sitting a round out is skipped with the reason.
 - Counting (in each worker): programs sent to the target, and examples (a program run under a new
   hypothesis build context starts an example); written to --fuzz-live DIR/<worker>.json about once a
   second, where the fuzz command reads them for its live line.
@@ -28,6 +29,7 @@ import pytest
 from harness import report_sections
 
 from .failures import base_nodeid, failure_titles, reproducer
+from .report import write_json
 from .share import SHARE_SKIP, Share
 
 if TYPE_CHECKING:
@@ -43,7 +45,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--fuzz-events", type=Path, default=None, metavar="FILE", help="append test reports here")
     group.addoption("--fuzz-live", type=Path, default=None, metavar="DIR", help="per-worker counters here")
     group.addoption("--fuzz-slice", type=float, default=0.0, metavar="S",
-                    help="give every test about S seconds per run and equal time overall (0: fixed examples)")
+                    help="about S seconds per test run, equal time per test function (0: fixed examples)")
 
 
 @pytest.fixture
@@ -89,12 +91,8 @@ class Counter:
 
     def flush(self) -> None:
         self._flushed = time.monotonic()
-        if self.path is None:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"programs": self.programs, "examples": self.examples, "t": time.time()}))
-        os.replace(tmp, self.path)
+        if self.path is not None:
+            write_json(self.path, {"programs": self.programs, "examples": self.examples, "t": time.time()})
 
 
 def _build_context() -> Any:
@@ -190,10 +188,7 @@ class TimeShares:
 
     def _publish(self) -> None:
         if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(self.path.name + ".tmp")
-            tmp.write_text(json.dumps(self.share.mine()))
-            os.replace(tmp, self.path)
+            write_json(self.path, self.share.mine())
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Any:

@@ -39,6 +39,8 @@ def to_json(failures: list[Failure], counts: dict[str, Any], meta: dict[str, Any
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
+    """Whole or not at all: readers (the live line, the other workers) may read it at any moment."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=1))
     tmp.replace(path)
