@@ -282,6 +282,37 @@ def _keep_files(keep: tuple[str, ...], src: Path, build: Path, dest: Path) -> No
         shutil.copyfile(source, dest / where / rel)
 
 
+def _seed_from_reference(build: Path, base: Path) -> None:
+    """Start a variant's new build dir (mutant config, coverage, no PID_NS) as a copy of the reference's.
+
+    make then recompiles only what the config difference reaches (kbuild tracks dependencies per CONFIG_
+    option), and every object's command line is compared, so make variables (GCOV_PROFILE_pid.o=y) and the
+    work tree's current patch set are honoured as in any incremental build. A cold machine builds the
+    reference first anyway; without a finished reference build this does nothing.
+    """
+    seed = base / f"build-{_config_hash(kconfig.fragments_for([]))}"
+    if seed == build or not (seed / CONFIGURED).exists() or not (seed / "vmlinux").is_file():
+        return
+    note(f"seeding {build.name} from the reference build ({seed.name})")
+    tmp = build.with_name(build.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    _run(["cp", "-a", "--reflink=auto", str(seed), str(tmp)], "copying the reference build dir")
+    (tmp / CONFIGURED).unlink()
+    _repoint_tools(tmp / "tools", str(seed), str(build))
+    shutil.rmtree(build, ignore_errors=True)
+    os.replace(tmp, build)
+
+
+def _repoint_tools(tools: Path, old: str, new: str) -> None:
+    """objtool's own build records its objects by absolute path; left pointing at the seed, make rebuilds
+    objtool, and every kernel object depends on the objtool binary, so everything would recompile."""
+    for path in tools.rglob(".*"):
+        if path.is_file() and path.suffix in (".cmd", ".d"):
+            text = path.read_text(errors="surrogateescape")
+            if old in text:
+                path.write_text(text.replace(old, new), errors="surrogateescape")
+
+
 def build_kernel(req: BuildRequest) -> Path:
     """Build (or reuse) the kernel `req` describes and return the bzImage path."""
     _tool_check()
@@ -304,6 +335,7 @@ def build_kernel(req: BuildRequest) -> Path:
         src = prepare_work_tree(req.patches)
         build = base / f"build-{_config_hash(fragments)}{_vars_suffix(req)}"
         if not (build / CONFIGURED).exists():
+            _seed_from_reference(build, base)
             configure(src, build, fragments)
         built = make_bzimage(src, build, req.jobs, f"building kernel {key[:8]}", req.make_vars)
         tmp = image_dir.with_name(key + ".tmp")

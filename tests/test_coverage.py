@@ -278,14 +278,32 @@ def test_mount_step_leaves_an_existing_mount_alone(host_target) -> None:
     assert res["steps"][0] == {"errno": 0, "mounted": False}
 
 
-def test_run_coverage_with_a_kernel_without_gcov_is_one_line(reference_kernel: Path) -> None:
+def _run_coverage_on(image: Path) -> subprocess.CompletedProcess[str]:
     if shutil.which("qemu-system-x86_64") is None:
         pytest.skip("QEMU not installed")
-    proc = subprocess.run([sys.executable, "-m", "harness", "run", "--coverage", "--kernel", str(reference_kernel)],
+    return subprocess.run([sys.executable, "-m", "harness", "run", "--coverage", "--kernel", str(image)],
                           cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 2
+
+
+def _one_error(proc: subprocess.CompletedProcess[str]) -> str:
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "CONFIG_GCOV_KERNEL" in errors[0], proc.stderr
+    assert len(errors) == 1, proc.stderr
+    return errors[0]
+
+
+def test_run_coverage_with_a_kernel_without_gcov_is_one_line(reference_kernel: Path, tmp_path: Path) -> None:
+    """A cached image's config says what it was built with (the reference itself has gcov, profiling nothing)."""
+    image = tmp_path / "bzImage"
+    shutil.copyfile(reference_kernel, image)
+    config = (reference_kernel.parent / "config").read_text()
+    assert "CONFIG_GCOV_KERNEL=y" in config
+    (tmp_path / "config").write_text(config.replace("CONFIG_GCOV_KERNEL=y", "# CONFIG_GCOV_KERNEL is not set"))
+    assert "CONFIG_GCOV_KERNEL" in _one_error(_run_coverage_on(image))
+
+
+def test_run_coverage_with_a_gcov_kernel_that_profiled_nothing_is_one_line(reference_kernel: Path) -> None:
+    assert "not a coverage image" in _one_error(_run_coverage_on(reference_kernel))
 
 
 E2E_CASE = "suite/abi/test_eclone_rules.py"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.kernel_build import BuildRequest, build_kernel
+from harness.kernel_build import build_kernel, reference_request
 from harness.paths import REPO_ROOT
 
 from .test_cli import assert_one_line_error, harness
@@ -15,7 +15,7 @@ from .test_cli import assert_one_line_error, harness
 @pytest.fixture(scope="session")
 def kernel_without_pid_ns() -> Path:
     fragment = REPO_ROOT / "tests" / "data" / "kconfig" / "no-pid-ns.config"
-    return build_kernel(BuildRequest(fragments=(str(fragment),)))
+    return build_kernel(reference_request(fragments=(str(fragment),)))
 
 
 def test_kernel_without_pid_namespaces_is_refused_naming_config_pid_ns(kernel_without_pid_ns, tmp_path) -> None:
