@@ -176,7 +176,10 @@ class _Race:
                                    strict=True))
         except BaseException:
             abort(gen)  # the workers' racers stop waiting for ours; their replies are read all the same
-            self.chain.gather(sent)
+            try:
+                self.chain.gather(sent)
+            except StepError:
+                pass  # level 0's error is the one to report (a dead worker has marked the chain broken)
             raise
         for lv, got in zip(workers, self.chain.gather(sent), strict=True):
             replies.update(zip(self.by_level[lv], got, strict=True))
