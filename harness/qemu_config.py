@@ -7,8 +7,10 @@ up the first one.
 Beside it, a virtio-serial port named `eclone.agent` on a second socket: the agent uses it when the
 kernel has virtio console and virtio-mmio (or PCI on q35) built in, as the reference kernel does. Under
 TCG the emulated 8250 moves about 40 KB/s and every byte of a program and its reply costs ~25 us
-there; virtio moves a reply in one interrupt. Distro kernels build virtio as modules: their agent
-finds no port and stays on ttyS1, so both are always wired and the host takes the one "ready" came on.
+there; virtio moves a reply in one interrupt. Distro kernels build virtio as modules: where their modules are at
+hand, harness/kernel_modules.py packs them for the agent to load (and turns on microvm's ACPI, where Debian's
+virtio_mmio finds its devices); otherwise the agent finds no port and stays on ttyS1. Both are always wired
+and the host takes the one "ready" came on.
 
 Kernel command line choices:
 - `panic=-1 reboot=t` + `-no-reboot`: a panic makes QEMU exit at once (status 0).
@@ -56,6 +58,9 @@ class QemuConfig:
     verbose_console: bool = True  # drop "quiet": crash reports need no loglevel, boot logs help
     virtio_channel: bool = True  # also offer the agent a virtio-serial port (used when the kernel has it)
     snapshots: bool = True  # restore a saved VM with the agent up instead of booting (harness/vm_snapshot.py)
+    # microvm's ACPI tables: how a virtio_mmio module finds its devices when it was built without
+    # CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES (Debian's); off otherwise (nothing to find, less to boot)
+    acpi: bool = False
 
     def kernel_cmdline(self) -> str:
         """The full kernel command line."""
@@ -83,8 +88,8 @@ def host_tsc_khz() -> int:
 
 def machine_arg(config: QemuConfig) -> str:
     if config.machine == "microvm":
-        # isa-serial needs the ISA bus; rtc gives the guest a wall clock; no PCI, no ACPI.
-        return "microvm,isa-serial=on,rtc=on,pit=on,pic=on,acpi=off"
+        # isa-serial needs the ISA bus; rtc gives the guest a wall clock; no PCI.
+        return f"microvm,isa-serial=on,rtc=on,pit=on,pic=on,acpi={'on' if config.acpi else 'off'}"
     return config.machine
 
 

@@ -12,7 +12,7 @@ TTYS1_DEV = (4, 65)
 
 
 def setup() -> None:
-    """Mount /proc, /sys and /dev; create /dev/ttyS1 if devtmpfs is missing."""
+    """Mount /proc, /sys and /dev; create /dev/ttyS1 if devtmpfs is missing; load packed modules."""
     for src, target, fstype in (("proc", "/proc", "proc"), ("sysfs", "/sys", "sysfs"),
                                 ("devtmpfs", "/dev", "devtmpfs")):
         os.makedirs(target, exist_ok=True)
@@ -24,6 +24,8 @@ def setup() -> None:
                 os.mknod(path, 0o600 | stat.S_IFCHR, os.makedev(major, minor))
             except OSError:
                 pass
+    from . import modules
+    modules.load_all()
 
 
 def power_off() -> None:

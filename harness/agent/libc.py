@@ -16,6 +16,7 @@ MASK64 = (1 << 64) - 1
 SYS_CLONE = 56
 SYS_CAPSET = 126
 SYS_REBOOT = 169
+SYS_FINIT_MODULE = 313
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUSER = 0x10000000
@@ -79,6 +80,12 @@ def reboot(cmd: int) -> int:
     """reboot(2): only returns on failure (errno)."""
     ret, err = syscall(SYS_REBOOT, 0xFEE1DEAD, 672274793, cmd, 0)
     return err if ret == -1 else 0
+
+
+def finit_module(fd: int, params: str) -> int:
+    """finit_module(2): 0 or the errno (EEXIST: already loaded)."""
+    buf = ctypes.create_string_buffer(params.encode())
+    return syscall(SYS_FINIT_MODULE, fd, ctypes.addressof(buf), 0)[1]
 
 
 def capset(caps: list[int]) -> None:

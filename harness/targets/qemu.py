@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from pathlib import Path
@@ -39,9 +40,13 @@ class QemuTarget(Target):
 
     def start(self) -> None:
         from ..initramfs import build_initramfs
-        self.initrd = build_initramfs()
+        from ..kernel_modules import initrd_for
+        base = build_initramfs()
+        self.initrd = initrd_for(self.kernel, base)
         if self.config is None:
             self.config = default_config()
+        if self.initrd != base:  # the kernel's virtio modules are packed: let virtio_mmio find its devices
+            self.config = dataclasses.replace(self.config, acpi=True)
         self._boot()
 
     def _boot(self) -> None:
