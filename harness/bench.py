@@ -186,7 +186,7 @@ def format_table(res: dict[str, Any]) -> str:
     """A small human-readable table."""
     up = res.get("guest_uptime_at_ready_s")
     py, c = res["python_spawn"], res["c_spawn"]
-    extra = f" ({res['machine']}, {res['accel']})" if res.get("machine") else ""
+    extra = f" ({res['machine']}, {res['accel']}, agent on {res.get('channel', '?')})" if res.get("machine") else ""
     rows = [
         ("target", f"{res['target']}{extra}, kernel {res['kernel']}"),
         ("boot to agent ready", f"{res['boot_s']:.2f} s" + (f" (guest uptime {up:.2f} s)" if up is not None else "")),
@@ -213,7 +213,7 @@ def bench_command(args: argparse.Namespace) -> int:
         note(f"bench: agent ready after {boot_s:.2f} s; measuring")
         res = run_bench(target)
         res["boot_s"] = round(boot_s, 3)
-        for key in ("machine", "accel"):
+        for key in ("machine", "accel", "channel"):
             if key in target.info.extra:
                 res[key] = target.info.extra[key]
         image = getattr(target, "kernel", None)

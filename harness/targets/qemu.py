@@ -62,7 +62,8 @@ class QemuTarget(Target):
         info = (self.vm.ready_event or {}).get("info", {})
         self.info = TargetInfo(name="qemu", kernel=str(info.get("kernel", "?")), pid_max=int(info.get("pid_max", 0)),
                                root_level=0, extra={"agent": info, "machine": self.config.machine,
-                                                    "accel": self.config.accel})
+                                                    "accel": self.config.accel,
+                                                    "channel": "ttyS1" if channel is self.vm.channels[0] else "virtio"})
         self.require_features(info)
 
     def _save_console(self) -> None:
