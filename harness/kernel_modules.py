@@ -16,6 +16,7 @@ import hashlib
 import lzma
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 from .kernel_image import inspect_bzimage
 from .paths import cache_dir
@@ -70,25 +71,32 @@ def depends(elf: bytes) -> list[str]:
     return []
 
 
-def load_order(index: dict[str, Path], wanted: tuple[str, ...] = WANTED) -> list[Path]:
-    """The wanted modules present and every module they depend on, each after its dependencies."""
-    order: list[Path] = []
+class Module(NamedTuple):
+    path: Path
+    data: bytes  # decompressed, as the kernel loads it
+
+
+def load_order(index: dict[str, Path], wanted: tuple[str, ...] = WANTED) -> list[Module]:
+    """The wanted modules present and every module they depend on, each after its dependencies (each read
+    and decompressed once: its .modinfo says what it needs, its bytes go into the archive)."""
+    order: list[Module] = []
 
     def visit(name: str) -> None:
         path = index.get(name)
-        if path is None or path in order:
+        if path is None or any(m.path == path for m in order):
             return  # built in, or already placed
-        for needed in depends(module_data(path)):
+        data = module_data(path)
+        for needed in depends(data):
             visit(needed.replace("-", "_"))
-        order.append(path)
+        order.append(Module(path, data))
 
     for name in wanted:
         visit(name)
     return order
 
 
-def virtio_modules(kernel: Path) -> list[Path]:
-    """The module files to load, in order; [] when the kernel has virtio console built in or none are found."""
+def virtio_modules(kernel: Path) -> list[Module]:
+    """The modules to load, in order; [] when the kernel has virtio console built in or none are found."""
     try:
         release = inspect_bzimage(kernel).version
     except Exception:
@@ -105,34 +113,33 @@ def virtio_modules(kernel: Path) -> list[Path]:
     return []
 
 
-def modules_cpio(paths: list[Path]) -> bytes:
+def modules_cpio(modules: list[Module]) -> bytes:
     """A newc archive with /modules/NN-name.ko (decompressed: the kernel may not decompress modules)."""
     from .initramfs import CpioWriter
     cpio = CpioWriter()
     cpio.mkdir(f"/{GUEST_DIR}")
-    for i, path in enumerate(paths):
-        cpio.add_bytes(f"/{GUEST_DIR}/{i:02d}-{_name(path.name)}.ko", module_data(path))
+    for i, module in enumerate(modules):
+        cpio.add_bytes(f"/{GUEST_DIR}/{i:02d}-{_name(module.path.name)}.ko", module.data)
     return cpio.finish()
 
 
 def initrd_for(kernel: Path, base: Path) -> Path:
     """`base`, or a cached copy of it with the kernel's virtio modules appended (unreadable ones: `base`)."""
     try:
-        paths = virtio_modules(kernel)
-        extra = modules_cpio(paths) if paths else b""
+        modules = virtio_modules(kernel)
     except (OSError, ValueError, EOFError, lzma.LZMAError) as exc:
         note(f"not packing {kernel.name}'s virtio modules ({exc}): the agent stays on ttyS1")
         return base
-    if not paths:
+    if not modules:
         return base
     h = hashlib.sha256(str(base.resolve()).encode() + str(base.stat().st_mtime_ns).encode())
-    for p in paths:
-        st = p.stat()
-        h.update(f"{p.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode())
+    for m in modules:
+        st = m.path.stat()
+        h.update(f"{m.path.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode())
     out = cache_dir() / "initramfs" / f"with-modules-{h.hexdigest()[:16]}.cpio"
     if not out.is_file():
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(f"{out.name}.tmp{os.getpid()}")
-        tmp.write_bytes(base.read_bytes() + extra)
+        tmp.write_bytes(base.read_bytes() + modules_cpio(modules))
         os.replace(tmp, out)
     return out

@@ -51,7 +51,7 @@ def test_depends_reads_the_modinfo_section(tmp_path: Path) -> None:
 
 
 def test_the_virtio_modules_of_an_extracted_package_come_after_what_they_depend_on(extracted_package: Path) -> None:
-    names = [p.name for p in virtio_modules(extracted_package)]
+    names = [m.path.name for m in virtio_modules(extracted_package)]
     assert names == ["virtio_ring.ko", "virtio.ko", "virtio-mmio.ko", "virtio_console.ko"]  # no balloon, no pci
 
 

@@ -3,6 +3,7 @@ is chosen: a distro kernel then gets the virtio-serial port instead of the 8250.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 
@@ -37,7 +38,7 @@ def load_all(directory: str = MODULES_DIR) -> list[str]:
             err = libc.finit_module(fd, params_for(module, cmdline))
         finally:
             os.close(fd)
-        if err and err != 17:  # EEXIST: built in or loaded already
+        if err and err != errno.EEXIST:  # built in or loaded already
             failed.append(f"{module}: {os.strerror(err)}")
     if failed:
         sys.stderr.write(f"agent: modules not loaded: {'; '.join(failed)}\n")
