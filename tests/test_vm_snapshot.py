@@ -124,6 +124,12 @@ class FakeQmp:
 
     def _serve(self) -> None:
         conn, _ = self.listener.accept()
+        try:
+            self._answer(conn)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client hung up mid-reply, as a Qmp that gives up does
+
+    def _answer(self, conn: socket.socket) -> None:
         with conn, conn.makefile("rwb", buffering=0) as f:
             f.write(b'{"QMP": {"version": {}, "capabilities": []}}\n')
             for line in f:
